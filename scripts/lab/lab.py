@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Create, inspect and remove the local container lab described by an inventory.
+
+The inventory is the single source of truth: every host with an `ansible_host`
+becomes a Debian systemd container with that address on one container network.
+Lab-wide settings come from the inventory's `all` vars:
+  lab_name     container/network name prefix (default: nospof)
+  lab_network  the network's CIDR, e.g. 10.89.20.0/24
+  lab_release  Debian release of the image (bookworm or trixie)
+"""
+import argparse
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+KEY_DIR = Path(os.environ.get("NOSPOF_LAB_KEY_DIR", Path.home() / ".local/share/nospof-lab"))
+KEY = KEY_DIR / "id_ed25519"
+APT_CACHE_PORT = 3142
+
+
+def log(message: str) -> None:
+    print(f"[lab] {message}", flush=True)
+
+
+def run(*cmd: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, text=True,
+                          stdout=subprocess.PIPE if capture else None,
+                          stderr=subprocess.PIPE if capture else None)
+
+
+def container_engine() -> str:
+    chosen = os.environ.get("NOSPOF_ENGINE")
+    state = REPO / ".lab/engine"
+    if not chosen and state.exists():
+        chosen = state.read_text().strip()
+    if not chosen:
+        chosen = "podman" if shutil.which("podman") else "docker"
+    return chosen
+
+
+def ansible_tool(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    venv = REPO / ".venv/bin" / name
+    for candidate in (beside, venv):
+        if candidate.exists():
+            return str(candidate)
+    return name
+
+
+class Lab:
+    """One lab: a network plus one container per inventory host."""
+
+    def __init__(self, inventory: str) -> None:
+        listing = json.loads(run(ansible_tool("ansible-inventory"), "-i", inventory, "--list").stdout)
+        hostvars = listing.get("_meta", {}).get("hostvars", {})
+        self.hosts = {name: hv["ansible_host"] for name, hv in sorted(hostvars.items())
+                      if "ansible_host" in hv}
+        if not self.hosts:
+            raise SystemExit(f"no host with ansible_host in inventory {inventory}")
+        sample = next(iter(hostvars.values()))
+        self.name = sample.get("lab_name", "nospof")
+        self.network = ipaddress.ip_network(sample.get("lab_network", "10.89.20.0/24"))
+        self.release = sample.get("lab_release", "bookworm")
+        self.image = f"localhost/nospof-debian:{self.release}"
+        self.gateway = str(next(self.network.hosts()))
+        self.engine = container_engine()
+        for host, address in self.hosts.items():
+            if ipaddress.ip_address(address) not in self.network:
+                raise SystemExit(f"{host}: ansible_host {address} is outside lab_network {self.network}")
+
+    def container(self, host: str) -> str:
+        return f"{self.name}-{host}"
+
+    def engine_run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run(self.engine, *args, check=check)
+
+    def container_state(self, host: str) -> str:
+        result = self.engine_run("container", "inspect", "--format", "{{.State.Status}}",
+                                 self.container(host), check=False)
+        return result.stdout.strip() if result.returncode == 0 else "absent"
+
+    def ensure_key(self) -> None:
+        if KEY.exists():
+            return
+        KEY_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nospof-lab", "-f", str(KEY))
+
+    def ensure_image(self) -> None:
+        env = dict(os.environ, NOSPOF_ENGINE=self.engine)
+        subprocess.run(["bash", str(REPO / "scripts/lab/build-image.sh"), self.release],
+                       check=True, env=env)
+
+    def ensure_network(self) -> None:
+        exists = self.engine_run("network", "inspect", self.name, check=False).returncode == 0
+        if not exists:
+            log(f"creating network {self.name} {self.network}")
+            self.engine_run("network", "create", "--subnet", str(self.network),
+                            "--gateway", self.gateway, self.name)
+
+    def run_args(self, host: str) -> list:
+        args = ["run", "-d", "--name", self.container(host), "--hostname", host,
+                "--network", self.name, "--ip", self.hosts[host],
+                "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+                "--label", f"nospof.lab={self.name}",
+                "-v", f"{KEY}.pub:/root/.ssh/authorized_keys:ro"]
+        if self.engine == "podman":
+            args += ["--systemd", "always"]
+            if os.path.ismount("/sys/fs/cgroup/unified"):
+                # cgroup v1/v2 hybrid host: systemd needs the v2 hierarchy to track units.
+                args += ["-v", "/sys/fs/cgroup/unified:/sys/fs/cgroup/unified:rw"]
+        else:
+            args += ["--privileged", "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp"]
+        return args + [self.image, "/sbin/init"]
+
+    def apt_cache_reachable(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", APT_CACHE_PORT), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def configure_apt_proxy(self, host: str) -> None:
+        line = f'Acquire::http::Proxy "http://{self.gateway}:{APT_CACHE_PORT}";'
+        self.engine_run("exec", self.container(host), "sh", "-c",
+                        f"echo '{line}' > /etc/apt/apt.conf.d/01nospof-lab-cache")
+
+    def wait_for_ssh(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        pending = dict(self.hosts)
+        while pending:
+            for host, address in list(pending.items()):
+                try:
+                    with socket.create_connection((address, 22), timeout=1) as conn:
+                        if conn.recv(4).startswith(b"SSH"):
+                            del pending[host]
+                except OSError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise SystemExit(f"sshd did not answer within {timeout:.0f}s on: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.5)
+
+    def up(self) -> None:
+        self.ensure_key()
+        self.ensure_image()
+        self.ensure_network()
+        use_cache = self.apt_cache_reachable()
+        for host in self.hosts:
+            state = self.container_state(host)
+            if state == "running":
+                continue
+            if state == "absent":
+                log(f"starting {self.container(host)} at {self.hosts[host]}")
+                self.engine_run(*self.run_args(host))
+            else:
+                log(f"restarting {self.container(host)} ({state})")
+                self.engine_run("start", self.container(host))
+            if use_cache:
+                self.configure_apt_proxy(host)
+        self.wait_for_ssh()
+        log(f"lab {self.name} is up: {len(self.hosts)} hosts on {self.network}")
+
+    def down(self) -> None:
+        for host in self.hosts:
+            if self.container_state(host) != "absent":
+                log(f"removing {self.container(host)}")
+                self.engine_run("rm", "-f", *(["-t", "2"] if self.engine == "podman" else []), self.container(host))
+        if self.engine_run("network", "inspect", self.name, check=False).returncode == 0:
+            self.engine_run("network", "rm", self.name)
+        log(f"lab {self.name} removed")
+
+    def status(self) -> int:
+        unhealthy = 0
+        for host, address in self.hosts.items():
+            state = self.container_state(host)
+            unhealthy += state != "running"
+            print(f"{host:8} {address:15} {self.container(host):24} {state}")
+        return 1 if unhealthy else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("-i", "--inventory", default=str(REPO / "inventories/lab"))
+    options = parser.parse_args()
+    lab = Lab(options.inventory)
+    if options.action == "up":
+        lab.up()
+    elif options.action == "down":
+        lab.down()
+    else:
+        return lab.status()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
