@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Create, inspect and remove the local container lab described by an inventory.
 
 The inventory is the single source of truth: every host with an `ansible_host`
@@ -29,10 +28,11 @@ def log(message: str) -> None:
     print(f"[lab] {message}", flush=True)
 
 
-def run(*cmd: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=check, text=True,
-                          stdout=subprocess.PIPE if capture else None,
-                          stderr=subprocess.PIPE if capture else None)
+def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, check=False, text=True, capture_output=True)
+    if check and result.returncode != 0:
+        raise SystemExit(f"[lab] command failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr.strip()}")
+    return result
 
 
 def container_engine() -> str:
@@ -148,6 +148,11 @@ class Lab:
             if pending:
                 time.sleep(0.5)
 
+    def forget_facts(self, host: str) -> None:
+        """Drop cached facts of a host whose container is new."""
+        cache = Path(os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION", REPO / ".cache/facts"))
+        (cache / host).unlink(missing_ok=True)
+
     def up(self) -> None:
         self.ensure_key()
         self.ensure_image()
@@ -159,6 +164,7 @@ class Lab:
                 continue
             if state == "absent":
                 log(f"starting {self.container(host)} at {self.hosts[host]}")
+                self.forget_facts(host)
                 self.engine_run(*self.run_args(host))
             else:
                 log(f"restarting {self.container(host)} ({state})")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Build the collection tarball, install it into an empty collections path and
+# prove that ansible-doc and ansible-playbook nospof.webstack.site can use it.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bin=$repo/.venv/bin
+work=$(mktemp -d /tmp/nospof-build.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+"$bin/ansible-galaxy" collection build "$repo" --output-path "$work/dist" --force
+tarball=$(ls "$work"/dist/nospof-webstack-*.tar.gz)
+echo "built $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB)"
+if tar -tzf "$tarball" | grep -E '^(\.venv|collections|\.git|\.cache)/' ; then
+  echo "FAIL: the tarball carries development files" >&2; exit 1
+fi
+
+# Dependencies come from the ansible package's bundled collections (no Galaxy here).
+"$bin/ansible-galaxy" collection install "$tarball" -p "$work/collections" --offline --no-deps
+test -f "$work/collections/ansible_collections/nospof/webstack/MANIFEST.json"
+
+# Run from an empty directory, with no ansible.cfg, so the checkout is not used.
+cd "$work"
+export ANSIBLE_CONFIG=/dev/null ANSIBLE_COLLECTIONS_PATH=$work/collections ANSIBLE_NOCOLOR=1
+listed=$("$bin/ansible-doc" -t role -l nospof.webstack)
+echo "$listed"
+for role in common preflight; do
+  grep -q "nospof.webstack.$role" <<<"$listed" || { echo "FAIL: ansible-doc does not list role $role" >&2; exit 1; }
+done
+"$bin/ansible-doc" -t role nospof.webstack.common >/dev/null
+"$bin/ansible-playbook" nospof.webstack.site -i "$repo/inventories/lab" --syntax-check
+"$bin/ansible-playbook" nospof.webstack.site -i "$repo/inventories/lab" --list-tasks >/dev/null
+# The installed preflight runs for real (it never connects to a host).
+"$bin/ansible-playbook" nospof.webstack.preflight -i "$repo/inventories/lab"
+echo "build-test: OK"
