@@ -14,13 +14,14 @@ if tar -tzf "$tarball" | grep -E '^(\.venv|collections|\.git|\.cache)/' ; then
   echo "FAIL: the tarball carries development files" >&2; exit 1
 fi
 
+# From here on: an empty directory and no ansible.cfg, so the checkout is not used.
+cd "$work"
+printf '[defaults]\n' > "$work/ansible.cfg"
+export ANSIBLE_CONFIG=$work/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$work/collections ANSIBLE_NOCOLOR=1
+
 # Dependencies come from the ansible package's bundled collections (no Galaxy here).
 "$bin/ansible-galaxy" collection install "$tarball" -p "$work/collections" --offline --no-deps
 test -f "$work/collections/ansible_collections/nospof/webstack/MANIFEST.json"
-
-# Run from an empty directory, with no ansible.cfg, so the checkout is not used.
-cd "$work"
-export ANSIBLE_CONFIG=/dev/null ANSIBLE_COLLECTIONS_PATH=$work/collections ANSIBLE_NOCOLOR=1
 listed=$("$bin/ansible-doc" -t role -l nospof.webstack)
 echo "$listed"
 for role in common preflight; do
