@@ -8,7 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf '[setup-host] %s\n' "$*"; }
 
 host_packages=(debootstrap graphviz make openssh-client python3-venv rsync git
-               busybox-static apt-cacher-ng curl shellcheck)
+               busybox-static apt-cacher-ng curl shellcheck
+               # real daemons for the module and app tests on loopback
+               mariadb-server mariadb-client haproxy)
 
 engine=${NOSPOF_ENGINE:-}
 if [[ -z $engine ]]; then
@@ -26,8 +28,8 @@ install_packages() {
   done
   ((${#missing[@]} == 0)) && return 0
   log "installing: ${missing[*]}"
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 probe_image=localhost/nospof-probe:latest
