@@ -55,6 +55,8 @@ done
 install -d -m 0700 "$root/root/.ssh"
 : > "$root/etc/machine-id"
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# Empty package lists must look stale, so the first converge refreshes them.
+touch -d @0 "$root/var/lib/apt/lists"
 
 echo "[build-image] importing $image"
 tar -C "$root" -c . | "$engine" import --change 'CMD ["/sbin/init"]' - "$image" >/dev/null 2>&1
