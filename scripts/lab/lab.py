@@ -105,8 +105,11 @@ class Lab:
                             "--gateway", self.gateway, self.name)
 
     def run_args(self, host: str) -> list:
+        # A fixed MAC per address: a restarted container keeps it, so its
+        # neighbours' ARP caches stay right (a real host keeps its MAC too).
+        mac = "02:42:" + ":".join(f"{int(octet):02x}" for octet in self.hosts[host].split("."))
         args = ["run", "-d", "--name", self.container(host), "--hostname", host,
-                "--network", self.name, "--ip", self.hosts[host],
+                "--network", self.name, "--ip", self.hosts[host], "--mac-address", mac,
                 "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
                 "--label", f"nospof.lab={self.name}",
                 "-v", f"{KEY}.pub:/root/.ssh/authorized_keys:ro"]

@@ -1,0 +1,189 @@
+"""Drive the container lab from the controller: inventory, containers, VIP, HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def container_engine() -> str:
+    """The engine the lab was created with (scripts/setup-host.sh records it)."""
+    recorded = REPO_ROOT / ".lab/engine"
+    if os.environ.get("NOSPOF_ENGINE"):
+        return os.environ["NOSPOF_ENGINE"]
+    return recorded.read_text().strip() if recorded.exists() else "podman"
+
+
+@dataclass
+class Response:
+    """One HTTP answer, or the error that replaced it."""
+
+    status: int
+    headers: dict
+    body: bytes
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and 200 <= self.status < 300
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Lab:
+    """The lab an inventory describes (the same one scripts/lab/lab.py builds)."""
+
+    def __init__(self, inventory: str) -> None:
+        listing = json.loads(subprocess.run(
+            [str(VENV_BIN / "ansible-inventory"), "-i", inventory, "--list"],
+            check=True, capture_output=True, text=True, cwd=REPO_ROOT,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}).stdout)
+        self.inventory = inventory
+        self.hostvars = listing["_meta"]["hostvars"]
+        self.groups = {name: data.get("hosts", []) for name, data in listing.items() if name != "_meta"}
+        sample = next(iter(self.hostvars.values()))
+        self.name = sample.get("lab_name", "nospof")
+        network = sample["webstack_lb_network"]
+        # webstack_vip is templated in group_vars; render it the way the roles do.
+        self.vip = self.render("webstack_vip")
+        self.network = network
+        self.engine = container_engine()
+
+    def render(self, expression: str, host: str = "localhost") -> str:
+        """Evaluate a variable or Jinja expression with the lab's inventory."""
+        result = subprocess.run(
+            [str(VENV_BIN / "ansible"), host, "-i", self.inventory, "-o", "-m", "ansible.builtin.debug",
+             "-a", f"msg={{{{ {expression} }}}}"],
+            check=True, capture_output=True, text=True, cwd=REPO_ROOT,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+        return json.loads(result.stdout.split("=>", 1)[1])["msg"]
+
+    def address(self, host: str) -> str:
+        hostvars = self.hostvars[host]
+        return hostvars.get("webstack_address", hostvars["ansible_host"])
+
+    def container(self, host: str) -> str:
+        return f"{self.name}-{host}"
+
+    def engine_cmd(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([self.engine, *args], check=check, capture_output=True, text=True, timeout=timeout)
+
+    def exec(self, host: str, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.engine_cmd("exec", self.container(host), *command, check=check)
+
+    def pid(self, host: str) -> int:
+        return int(self.engine_cmd("inspect", "--format", "{{.State.Pid}}", self.container(host)).stdout)
+
+    def holds_vip(self, host: str) -> bool:
+        """Whether the VIP is on the host's interfaces, read in its network namespace (fast)."""
+        try:
+            pid = self.pid(host)
+        except subprocess.CalledProcessError:
+            return False
+        if pid <= 0:
+            return False
+        out = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-4", "-o", "addr", "show"],
+                             capture_output=True, text=True, check=False).stdout
+        return f" {self.vip}/" in out
+
+    def vip_holders(self) -> list:
+        return [host for host in self.groups["loadbalancers"] if self.holds_vip(host)]
+
+    def wait_for_single_holder(self, timeout: float = 20, not_on: Optional[str] = None) -> str:
+        """Wait until exactly one LB (other than not_on) holds the VIP, and return it."""
+        deadline = time.monotonic() + timeout
+        holders: list = []
+        while time.monotonic() < deadline:
+            holders = self.vip_holders()
+            if len(holders) == 1 and holders[0] != not_on:
+                return holders[0]
+            time.sleep(0.05)
+        raise AssertionError(f"VIP {self.vip} holders after {timeout}s: {holders} (wanted one, not {not_on})")
+
+    def preferred_lb(self) -> str:
+        """The LB with the highest keepalived priority: it holds the VIP when all is well."""
+        return max(self.groups["loadbalancers"], key=lambda host: int(self.hostvars[host]["keepalived_priority"]))
+
+    def wait_until_settled(self, timeout: float = 60, steady: float = 3) -> None:
+        """Wait until the preferred LB alone has held the VIP for `steady` seconds."""
+        deadline = time.monotonic() + timeout
+        since = None
+        while time.monotonic() < deadline:
+            if self.vip_holders() == [self.preferred_lb()]:
+                since = since or time.monotonic()
+                if time.monotonic() - since >= steady:
+                    return
+            else:
+                since = None
+            time.sleep(0.1)
+        raise AssertionError(f"the VIP did not settle on {self.preferred_lb()} within {timeout}s: {self.vip_holders()}")
+
+    def restore(self) -> None:
+        """Start any stopped lab container again (services come back enabled)."""
+        subprocess.run([sys.executable, str(REPO_ROOT / "scripts/lab/lab.py"), "up", "--inventory", self.inventory],
+                       check=True, capture_output=True, text=True)
+
+    def ansible_playbook(self, playbook: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), "-i", self.inventory, playbook, *args],
+            capture_output=True, text=True, cwd=REPO_ROOT, check=False,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Trust the lab CA the haproxy role generated for this VIP."""
+        ca = Path.home() / ".local/share/nospof-webstack/pki" / self.vip / "ca.crt"
+        context = ssl.create_default_context(cafile=str(ca))
+        return context
+
+
+class Client:
+    """A keep-alive HTTPS client to the VIP that turns every failure into a Response."""
+
+    def __init__(self, lab: Lab, timeout: float = 5) -> None:
+        self.lab = lab
+        self.timeout = timeout
+        self.context = lab.tls_context()
+        self.connection: Optional[http.client.HTTPSConnection] = None
+
+    def request(self, method: str, path: str, body: Optional[dict] = None) -> Response:
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        try:
+            if self.connection is None:
+                self.connection = http.client.HTTPSConnection(
+                    self.lab.vip, 443, timeout=self.timeout, context=self.context)
+            self.connection.request(method, path, body=payload, headers=headers)
+            answer = self.connection.getresponse()
+            data = answer.read()
+            return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
+        except (OSError, http.client.HTTPException) as error:
+            self.close()
+            return Response(0, {}, b"", error=f"{type(error).__name__}: {error}")
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def plain_http(host: str, path: str, timeout: float = 5) -> Response:
+    """One request over plain HTTP on port 80 (no redirect following)."""
+    connection = http.client.HTTPConnection(host, 80, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+    finally:
+        connection.close()
