@@ -12,7 +12,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
-.PHONY: setup host venv demo demo-down demo-status lint sanity units build-test molecule test docs clean
+.PHONY: setup host venv demo demo-down demo-status lint sanity units build-test molecule test docs clean bench
 
 setup: host venv
 
@@ -61,3 +61,7 @@ docs:
 
 clean:
 	rm -rf .cache tests/output *.tar.gz
+
+# Benchmarks against the demo lab (make demo first); each prints JSON.
+bench: venv
+	$(PYTHON) tests/bench/lb_failover.py --inventory inventories/lab --output artifacts/bench/lb_failover.json

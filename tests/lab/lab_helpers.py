@@ -86,6 +86,20 @@ class Lab:
     def pid(self, host: str) -> int:
         return int(self.engine_cmd("inspect", "--format", "{{.State.Pid}}", self.container(host)).stdout)
 
+    def host_pids(self, host: str, command: str) -> list:
+        """Host-side PIDs of the processes named `command` inside the host's container."""
+        namespace = os.readlink(f"/proc/{self.pid(host)}/ns/pid")
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if (entry / "comm").read_text().strip() == command and os.readlink(entry / "ns/pid") == namespace:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
     def holds_vip(self, host: str) -> bool:
         """Whether the VIP is on the host's interfaces, read in its network namespace (fast)."""
         try:
