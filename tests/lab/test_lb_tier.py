@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
+import urllib.error
+import urllib.request
 import threading
 import time
 import warnings
@@ -15,6 +18,18 @@ from lab_helpers import Client, Lab, plain_http
 
 SPLIT_TOLERANCE = 0.05
 SPLIT_REQUESTS = 1000
+
+
+def urlopen_status(url: str, credentials: tuple = ()) -> int:
+    request = urllib.request.Request(url)
+    if credentials:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def served_by_counts(lab: Lab, requests: int) -> Counter:
@@ -87,6 +102,49 @@ def test_only_tls_12_and_13_are_accepted(lab: Lab) -> None:
         except (ssl.SSLError, OSError):
             handshake = False
         assert handshake == accepted, f"{version}: handshake {handshake}"
+
+
+def test_stats_and_metrics_are_internal_and_behind_auth(lab: Lab) -> None:
+    lb = lab.groups["loadbalancers"][0]
+    password = lab.render("haproxy_stats_password", host=lb)
+    stats = f"http://{lab.address(lb)}:8404"
+    assert urlopen_status(f"{stats}/metrics") == 401
+    assert urlopen_status(f"{stats}/metrics", ("stats", password)) == 200
+    assert urlopen_status(f"{stats}/stats", ("stats", password)) == 200
+    with pytest.raises(OSError):
+        socket.create_connection((lab.vip, 8404), timeout=2).close()
+    assert Client(lab).request("GET", "/metrics").headers.get("x-served-by"), "/metrics on :443 must go to the app"
+
+
+def test_reload_under_load_fails_no_request(lab: Lab) -> None:
+    lab.wait_until_settled()
+    holder = lab.preferred_lb()
+    failures: list = []
+    done: Counter = Counter()
+    stop = threading.Event()
+
+    def request_loop() -> None:
+        client = Client(lab, timeout=10)
+        while not stop.is_set():
+            answer = client.request("GET", "/healthz")
+            done[answer.ok] += 1
+            if not answer.ok:
+                failures.append(answer.error or answer.status)
+
+    loops = [threading.Thread(target=request_loop) for _ in range(4)]
+    for loop in loops:
+        loop.start()
+    try:
+        for _ in range(3):
+            time.sleep(1)
+            lab.exec(holder, "systemctl", "reload", "haproxy")
+        time.sleep(1)
+    finally:
+        stop.set()
+        for loop in loops:
+            loop.join()
+    assert not failures, f"{len(failures)} failed requests across reloads, first: {failures[:3]}"
+    assert done[True] > 100
 
 
 def test_weights_split_traffic_and_change_at_runtime_without_reload(lab: Lab) -> None:
