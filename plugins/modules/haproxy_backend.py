@@ -51,7 +51,7 @@ options:
     default: 5
   backend:
     description:
-      - The backend to act on. Without it, O(state=info) reports every backend.
+      - The backend to act on. Without it, a read (no O(state)) reports every backend.
       - Required with O(server) and O(min_up).
     type: str
   server:
@@ -61,11 +61,11 @@ options:
     type: str
   state:
     description:
-      - V(info) only reads, and is what the module does when nothing else is asked.
+      - Leave it out to only read (the info mode): every backend and server is returned, nothing is sent.
       - V(ready) puts the server back into service, V(drain) lets it finish its sessions but sends it no new ones,
         V(maint) takes it out of service (its health checks stop).
     type: str
-    choices: [info, ready, drain, maint]
+    choices: [ready, drain, maint]
   weight:
     description:
       - The server's weight, from 0 to 256, or a percentage of its configured weight such as V(50%).
@@ -109,9 +109,8 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Report every backend and server
+- name: Report every backend and server (no state given: read only)
   nospof.webstack.haproxy_backend:
-    state: info
   become: true
   register: haproxy_backend_info
 
@@ -312,7 +311,8 @@ ARGUMENT_SPEC = {
     "socket_timeout": {"type": "float", "default": 5},
     "backend": {"type": "str"},
     "server": {"type": "str"},
-    "state": {"type": "str", "choices": list(STATE_REQUESTS)},
+    # Without a state the module only reads ("info" inside module_utils).
+    "state": {"type": "str", "choices": [state for state in STATE_REQUESTS if state != "info"]},
     "weight": {"type": "str"},
     "shutdown_sessions": {"type": "bool", "default": False},
     "wait_for": {"type": "str", "choices": list(WAIT_TARGETS)},

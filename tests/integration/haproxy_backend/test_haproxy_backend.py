@@ -19,7 +19,7 @@ def on(lab: Lab, **args: Any) -> dict[str, Any]:
 
 def test_info_lists_every_backend_and_server(lab: Lab, run) -> None:
     everything, one_backend, over_tcp = run(
-        on(lab, state="info"),
+        on(lab),
         on(lab, backend="web"),
         {"socket": lab.tcp_socket, "backend": "web", "server": "s2"},
     )
