@@ -109,7 +109,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Report every backend and server (no state given: read only)
+- name: Report every backend and server (no state, so it only reads)
   nospof.webstack.haproxy_backend:
   become: true
   register: haproxy_backend_info
