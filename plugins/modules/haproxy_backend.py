@@ -61,7 +61,7 @@ options:
     type: str
   state:
     description:
-      - Leave it out to only read (the info mode): every backend and server is returned, nothing is sent.
+      - Leave it out to only read (the info mode), which returns every backend and server and sends nothing.
       - V(ready) puts the server back into service, V(drain) lets it finish its sessions but sends it no new ones,
         V(maint) takes it out of service (its health checks stop).
     type: str

@@ -35,7 +35,7 @@ class GapRecorder:
         self.successes: list = []
         self.failures = 0
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.loop, daemon=True) for _ in range(CLIENTS)]
+        self.threads = [threading.Thread(target=self.loop, daemon=True) for _client in range(CLIENTS)]
 
     def start(self) -> None:
         for thread in self.threads:
@@ -154,7 +154,7 @@ def main() -> int:
                     "faults": {}}
     healthy = True
     for fault in ("hard_kill", "graceful_stop", "haproxy_death"):
-        samples = [measure(lab, fault) for _ in range(options.repeat)]
+        samples = [measure(lab, fault) for _repeat in range(options.repeat)]
         healthy &= all(len(sample["holders_after"]) == 1 for sample in samples)
         report["faults"][fault] = {"vip_move_s": summary(samples, "vip_move_s"),
                                    "longest_client_gap_s": summary(samples, "longest_client_gap_s"),

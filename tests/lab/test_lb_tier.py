@@ -35,7 +35,7 @@ def urlopen_status(url: str, credentials: tuple = ()) -> int:
 def served_by_counts(lab: Lab, requests: int) -> Counter:
     client = Client(lab)
     counts: Counter = Counter()
-    for _ in range(requests):
+    for _request in range(requests):
         answer = client.request("GET", "/healthz")
         assert answer.ok, answer.error or answer.status
         counts[answer.headers["x-served-by"]] += 1
@@ -81,7 +81,7 @@ def test_lb_health_path_is_not_redirected(lab: Lab) -> None:
 
 def test_https_serves_the_app_through_every_web_node_with_hsts(lab: Lab) -> None:
     client = Client(lab)
-    answers = [client.request("GET", "/healthz") for _ in range(40)]
+    answers = [client.request("GET", "/healthz") for _request in range(40)]
     assert all(answer.ok for answer in answers), [a.error or a.status for a in answers if not a.ok]
     assert {a.headers["x-served-by"] for a in answers} == set(lab.groups["webservers"])
     assert answers[0].headers["strict-transport-security"] == "max-age=63072000"
@@ -131,11 +131,11 @@ def test_reload_under_load_fails_no_request(lab: Lab) -> None:
             if not answer.ok:
                 failures.append(answer.error or answer.status)
 
-    loops = [threading.Thread(target=request_loop) for _ in range(4)]
+    loops = [threading.Thread(target=request_loop) for _loop in range(4)]
     for loop in loops:
         loop.start()
     try:
-        for _ in range(3):
+        for _reload in range(3):
             time.sleep(1)
             lab.exec(holder, "systemctl", "reload", "haproxy")
         time.sleep(1)
@@ -208,7 +208,7 @@ def test_killing_a_web_node_fails_no_get_request(lab: Lab) -> None:
             else:
                 failures.append(answer.error or answer.status)
 
-    loops = [threading.Thread(target=request_loop) for _ in range(4)]
+    loops = [threading.Thread(target=request_loop) for _loop in range(4)]
     for loop in loops:
         loop.start()
     try:
