@@ -11,8 +11,11 @@ acng=http://127.0.0.1:3142
 
 case $release in bookworm|trixie) ;; *) echo "unsupported release: $release" >&2; exit 2 ;; esac
 
-if "$engine" image inspect "$image" >/dev/null 2>&1 && [[ ${NOSPOF_REBUILD:-0} != 1 ]]; then
-  echo "[build-image] $image exists"; exit 0
+# The image is labelled with a hash of this script: a changed recipe rebuilds it.
+recipe=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
+built=$("$engine" image inspect --format '{{ index .Labels "nospof.recipe" }}' "$image" 2>/dev/null || true)
+if [[ $built == "$recipe" && ${NOSPOF_REBUILD:-0} != 1 ]]; then
+  echo "[build-image] $image is up to date (recipe $recipe)"; exit 0
 fi
 
 fetch_mirror=$mirror
@@ -59,5 +62,5 @@ rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 touch -d @0 "$root/var/lib/apt/lists"
 
 echo "[build-image] importing $image"
-tar -C "$root" -c . | "$engine" import --change 'CMD ["/sbin/init"]' - "$image" >/dev/null 2>&1
+tar -C "$root" -c . | "$engine" import --change 'CMD ["/sbin/init"]' --change "LABEL nospof.recipe=$recipe" - "$image" >/dev/null 2>&1
 echo "[build-image] built $image"

@@ -8,6 +8,7 @@ import os
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,3 +217,56 @@ def plain_http(host: str, path: str, timeout: float = 5) -> Response:
         return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
     finally:
         connection.close()
+
+
+class TrafficLoop:
+    """Client threads sending a steady mix of GET and POST through the VIP, counting outcomes."""
+
+    def __init__(self, lab: Lab, clients: int = 4, post_every: int = 4) -> None:
+        self.lab = lab
+        self.post_every = post_every
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.non_2xx: list = []
+        self.socket_errors: list = []
+        self.keepalive_retries = 0
+        self.threads = [threading.Thread(target=self.loop, args=(index,), daemon=True) for index in range(clients)]
+        self.started = self.ended = 0.0
+
+    def __enter__(self) -> "TrafficLoop":
+        self.started = time.monotonic()
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+        self.ended = time.monotonic()
+
+    def loop(self, index: int) -> None:
+        client = Client(self.lab, timeout=10)
+        sent = 0
+        while not self.stop.is_set():
+            sent += 1
+            if sent % self.post_every == 0:
+                answer = client.request("POST", "/api/users", {"name": f"load-{index}-{sent}"})
+            else:
+                answer = client.request("GET", "/api/users?limit=5")
+            with self.lock:
+                if answer.error:
+                    self.socket_errors.append(answer.error)
+                elif answer.ok:
+                    self.ok += 1
+                else:
+                    self.non_2xx.append((answer.status, answer.body[:200]))
+        with self.lock:
+            self.keepalive_retries += client.keepalive_retries
+        client.close()
+
+    @property
+    def requests_per_second(self) -> float:
+        elapsed = (self.ended or time.monotonic()) - self.started
+        return round((self.ok + len(self.non_2xx) + len(self.socket_errors)) / elapsed, 1) if elapsed else 0.0

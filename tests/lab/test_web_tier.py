@@ -1,0 +1,81 @@
+"""Issue 4: the web and app tier through the VIP, rolling deploys and rollback."""
+
+from __future__ import annotations
+
+import time
+
+from lab_helpers import REPO_ROOT, Client, Lab, TrafficLoop
+
+BROKEN_APP = REPO_ROOT / "tests/lab/fixtures/broken_app"
+
+
+def replica_addresses(lab: Lab) -> set:
+    return {lab.address(host) for host in lab.groups["db_replicas"]}
+
+
+def current_releases(lab: Lab) -> dict:
+    return {host: lab.exec(host, "readlink", "/srv/nospof-app/current").stdout.strip().rsplit("/", 1)[-1]
+            for host in lab.groups["webservers"]}
+
+
+def test_every_web_node_serves_the_api_through_the_vip(lab: Lab) -> None:
+    client = Client(lab)
+    served = {client.request("GET", "/api/users?limit=1").headers.get("x-served-by") for _request in range(30)}
+    assert served == set(lab.groups["webservers"])
+
+
+def test_a_user_created_through_the_vip_is_read_from_a_replica_within_2s(lab: Lab) -> None:
+    client = Client(lab)
+    created = client.request("POST", "/api/users", {"name": "replicated-read", "email": "r@example.com"})
+    assert created.status == 201, created.body
+    user_id = created.json()["id"]
+    deadline = time.monotonic() + 2
+    while True:
+        answer = client.request("GET", f"/api/users/{user_id}")
+        if answer.status == 200 and answer.headers.get("x-db-read-host") in replica_addresses(lab):
+            break
+        assert time.monotonic() < deadline, (answer.status, answer.headers)
+        time.sleep(0.05)
+    assert answer.json()["name"] == "replicated-read"
+
+
+def test_bad_input_gets_a_4xx_with_json(lab: Lab) -> None:
+    client = Client(lab)
+    for method, path, body in (("POST", "/api/users", {}), ("POST", "/api/users", {"name": "x" * 65}),
+                               ("GET", "/api/users/999999999", None), ("GET", "/api/nothing", None)):
+        answer = client.request(method, path, body)
+        assert 400 <= answer.status < 500, (method, path, answer.status)
+        assert "error" in answer.json()
+
+
+def test_rolling_deploy_and_rollback_under_load_fail_no_request(lab: Lab) -> None:
+    before = current_releases(lab)
+    release = f"rolling-{int(time.time())}"
+    with TrafficLoop(lab) as traffic:
+        time.sleep(1)
+        deploy = lab.ansible_playbook("playbooks/rolling_deploy.yml", "-e", f"app_release={release}")
+        time.sleep(1)
+    assert deploy.returncode == 0, deploy.stdout[-3000:]
+    assert set(current_releases(lab).values()) == {release}
+    assert not traffic.non_2xx and not traffic.socket_errors, (traffic.non_2xx[:3], traffic.socket_errors[:3])
+    assert traffic.ok > 100
+
+    with TrafficLoop(lab) as traffic:
+        rollback = lab.ansible_playbook("playbooks/rollback.yml")
+    assert rollback.returncode == 0, rollback.stdout[-3000:]
+    assert current_releases(lab) == before
+    assert not traffic.non_2xx and not traffic.socket_errors, (traffic.non_2xx[:3], traffic.socket_errors[:3])
+
+
+def test_a_release_that_fails_its_health_check_is_rolled_back_and_the_rest_keep_serving(lab: Lab) -> None:
+    before = current_releases(lab)
+    with TrafficLoop(lab) as traffic:
+        deploy = lab.ansible_playbook("playbooks/rolling_deploy.yml", "-e", "app_source_type=directory",
+                                      "-e", f"app_source_path={BROKEN_APP}", "-e", "app_health_timeout=10")
+    assert deploy.returncode != 0
+    assert "failed its health check" in deploy.stdout
+    assert current_releases(lab) == before
+    assert not traffic.non_2xx and not traffic.socket_errors, (traffic.non_2xx[:3], traffic.socket_errors[:3])
+    client = Client(lab)
+    assert {client.request("GET", "/healthz").headers.get("x-served-by") for _request in range(30)} == set(
+        lab.groups["webservers"])
