@@ -65,3 +65,4 @@ clean:
 # Benchmarks against the demo lab (make demo first); each prints JSON.
 bench: venv
 	$(PYTHON) tests/bench/lb_failover.py --inventory inventories/lab --output artifacts/bench/lb_failover.json
+	$(PYTHON) tests/bench/rolling_deploy.py --inventory inventories/lab --output artifacts/bench/rolling_deploy.json
