@@ -53,7 +53,7 @@ class Lab:
             env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")}).stdout)
         self.inventory = inventory
         self.hostvars = listing["_meta"]["hostvars"]
-        self.groups = {name: data.get("hosts", []) for name, data in listing.items() if name != "_meta"}
+        self.groups = {name: self._members(listing, name) for name in listing if name != "_meta"}
         sample = next(iter(self.hostvars.values()))
         self.name = sample.get("lab_name", "nospof")
         network = sample["webstack_lb_network"]
@@ -61,6 +61,14 @@ class Lab:
         self.vip = self.render("webstack_vip")
         self.network = network
         self.engine = container_engine()
+
+    @classmethod
+    def _members(cls, listing: dict, group: str) -> list:
+        """Hosts of a group, its children's included, in inventory order."""
+        members = list(listing.get(group, {}).get("hosts", []))
+        for child in listing.get(group, {}).get("children", []):
+            members += [host for host in cls._members(listing, child) if host not in members]
+        return members
 
     def render(self, expression: str, host: str = "localhost") -> str:
         """Evaluate a variable or Jinja expression with the lab's inventory."""
