@@ -24,10 +24,14 @@ export ANSIBLE_CONFIG=$work/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$work/collectio
 test -f "$work/collections/ansible_collections/nospof/webstack/MANIFEST.json"
 listed=$("$bin/ansible-doc" -t role -l nospof.webstack)
 echo "$listed"
-for role in common preflight; do
+for role in common preflight haproxy keepalived nginx app mysql_replication; do
   grep -q "nospof.webstack.$role" <<<"$listed" || { echo "FAIL: ansible-doc does not list role $role" >&2; exit 1; }
 done
 "$bin/ansible-doc" -t role nospof.webstack.common >/dev/null
+for module in haproxy_backend mysql_replica; do
+  "$bin/ansible-doc" -t module "nospof.webstack.$module" | grep -q "nospof.webstack.$module" \
+    || { echo "FAIL: ansible-doc cannot read module $module" >&2; exit 1; }
+done
 "$bin/ansible-playbook" nospof.webstack.site -i "$repo/inventories/lab" --syntax-check
 "$bin/ansible-playbook" nospof.webstack.site -i "$repo/inventories/lab" --list-tasks >/dev/null
 # The installed preflight runs for real (it never connects to a host).
