@@ -77,7 +77,9 @@ class Lab:
              "-a", f"msg={{{{ {expression} }}}}"],
             check=True, capture_output=True, text=True, cwd=REPO_ROOT,
             env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
-        return json.loads(result.stdout.split("=>", 1)[1])["msg"]
+        # The one-line result; other callbacks (profile_tasks under Molecule) may print more lines.
+        line = next(line for line in result.stdout.splitlines() if " | SUCCESS => " in line)
+        return json.loads(line.split(" => ", 1)[1])["msg"]
 
     def address(self, host: str) -> str:
         hostvars = self.hostvars[host]

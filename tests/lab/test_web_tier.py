@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
 import time
 
 from lab_helpers import REPO_ROOT, Client, Lab, TrafficLoop
 
 BROKEN_APP = REPO_ROOT / "tests/lab/fixtures/broken_app"
+DEMO_APP = REPO_ROOT / "roles/app/files/demo_app"
 
 
 def replica_addresses(lab: Lab) -> set:
@@ -79,3 +83,34 @@ def test_a_release_that_fails_its_health_check_is_rolled_back_and_the_rest_keep_
     client = Client(lab)
     assert {client.request("GET", "/healthz").headers.get("x-served-by") for _request in range(30)} == set(
         lab.groups["webservers"])
+
+
+def test_the_app_deploys_from_an_archive_and_from_git(lab: Lab, tmp_path) -> None:
+    """The user's own app arrives as an archive on the controller or a git version."""
+    archive = tmp_path / "app.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "--exclude=__pycache__", "-C", str(DEMO_APP), "."], check=True)
+    deploy = lab.ansible_playbook("playbooks/rolling_deploy.yml", "-e", "app_source_type=archive",
+                                  "-e", f"app_source_path={archive}")
+    assert deploy.returncode == 0, deploy.stdout[-3000:]
+    checksum = hashlib.sha256(archive.read_bytes()).hexdigest()[:12]
+    assert set(current_releases(lab).values()) == {checksum}
+
+    repository = tmp_path / "app.git"
+    work = tmp_path / "work"
+    shutil.copytree(DEMO_APP, work, ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "app"], check=True)
+    subprocess.run([*git, "tag", "v1"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repository)], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    for host in lab.groups["webservers"]:  # the nodes clone it from their own disk
+        lab.engine_cmd("cp", str(repository), f"{lab.container(host)}:/srv/app-source.git")
+    deploy = lab.ansible_playbook("playbooks/rolling_deploy.yml", "-e", "app_source_type=git",
+                                  "-e", "app_git_repo=/srv/app-source.git", "-e", "app_git_version=v1")
+    assert deploy.returncode == 0, deploy.stdout[-3000:]
+    assert set(current_releases(lab).values()) == {commit[:12]}
+
+    back = lab.ansible_playbook("site.yml", "--limit", "webservers")
+    assert back.returncode == 0, back.stdout[-3000:]
