@@ -66,3 +66,4 @@ clean:
 bench: venv
 	$(PYTHON) tests/bench/lb_failover.py --inventory inventories/lab --output artifacts/bench/lb_failover.json
 	$(PYTHON) tests/bench/rolling_deploy.py --inventory inventories/lab --output artifacts/bench/rolling_deploy.json
+	$(PYTHON) tests/bench/replication.py --inventory inventories/lab --output artifacts/bench/replication.json
