@@ -85,6 +85,7 @@ def restore(lab: Lab, holder: str) -> None:
     lab.restore()
     lab.exec(holder, "systemctl", "start", "haproxy", "keepalived")
     lab.wait_until_settled(timeout=90)
+    lab.wait_until_all_backends_up()
 
 
 def measure(lab: Lab, fault: str) -> dict:

@@ -155,6 +155,25 @@ class Lab:
             time.sleep(0.1)
         raise AssertionError(f"the VIP did not settle on {self.preferred_lb()} within {timeout}s: {self.vip_holders()}")
 
+    def backend_states(self, lb: str) -> dict:
+        """State of every web server as one LB's HAProxy sees it (show stat)."""
+        stat = self.exec(lb, "sh", "-c", "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock",
+                         check=False).stdout
+        return {fields[1]: fields[17] for fields in (line.split(",") for line in stat.splitlines())
+                if len(fields) > 17 and fields[0] == "web_servers" and fields[1] not in ("FRONTEND", "BACKEND")}
+
+    def wait_until_all_backends_up(self, timeout: float = 90) -> None:
+        """Wait until every LB sees every web server UP (after a node came back)."""
+        deadline = time.monotonic() + timeout
+        states: dict = {}
+        while time.monotonic() < deadline:
+            states = {lb: self.backend_states(lb) for lb in self.groups["loadbalancers"]}
+            if all(set(seen.values()) == {"UP"} and len(seen) == len(self.groups["webservers"])
+                   for seen in states.values()):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"web servers not all UP after {timeout}s: {states}")
+
     def restore(self) -> None:
         """Start any stopped lab container again (services come back enabled)."""
         subprocess.run([sys.executable, str(REPO_ROOT / "scripts/lab/lab.py"), "up", "--inventory", self.inventory],

@@ -190,6 +190,7 @@ def test_vip_moves_when_the_holder_breaks(lab: Lab, break_it: str) -> None:
         lab.restore()
         lab.exec(holder, "systemctl", "start", "haproxy", "keepalived")
         lab.wait_until_settled()
+        lab.wait_until_all_backends_up()
 
 
 def test_killing_a_web_node_fails_no_get_request(lab: Lab) -> None:
@@ -220,5 +221,6 @@ def test_killing_a_web_node_fails_no_get_request(lab: Lab) -> None:
         for loop in loops:
             loop.join()
         lab.restore()
+        lab.wait_until_all_backends_up()
     assert not failures, f"{len(failures)} failed GETs, first: {failures[:3]}"
     assert served[victim] > 0 and sum(served.values()) > 200, served

@@ -23,6 +23,7 @@ def current_releases(lab: Lab) -> dict:
 
 
 def test_every_web_node_serves_the_api_through_the_vip(lab: Lab) -> None:
+    lab.wait_until_all_backends_up()
     client = Client(lab)
     served = {client.request("GET", "/api/users?limit=1").headers.get("x-served-by") for _request in range(30)}
     assert served == set(lab.groups["webservers"])
