@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from lab_helpers import REPO_ROOT, Lab, TrafficLoop
+from lab_helpers import Lab, TrafficLoop
 
 
 def sql(lab: Lab, host: str, query: str) -> str:
@@ -65,4 +65,7 @@ def test_a_new_replica_seeds_and_joins_while_the_primary_takes_writes(lab: Lab, 
         assert again.returncode == 0 and "changed=0" in again.stdout.split("PLAY RECAP")[-1], again.stdout[-2000:]
     finally:
         lab.engine_cmd("rm", "-f", grown.container(new_replica), check=False)
-        assert REPO_ROOT.exists()
+        # Scale back in: a converge with the lab's own inventory drops the
+        # accounts the primary granted to the removed replica's address.
+        shrink = lab.ansible_playbook("site.yml", "--limit", "databases")
+        assert shrink.returncode == 0, shrink.stdout[-2000:]
