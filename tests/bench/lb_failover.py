@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import signal
 import statistics
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-from lab_helpers import Lab  # noqa: E402  pylint: disable=wrong-import-position
+from lab_helpers import Lab, publish_report  # noqa: E402  pylint: disable=wrong-import-position
 
 CLIENT_TIMEOUT = 0.25
 CLIENTS = 4
@@ -163,11 +162,7 @@ def main() -> int:
     report["soak"] = soak(lab, options.soak)
     healthy &= report["soak"]["vip_flaps"] == 0
     report["correct"] = healthy
-    text = json.dumps(report, indent=2)
-    print(text)
-    if options.output:
-        Path(options.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(options.output).write_text(text + "\n")
+    publish_report(report, options.output)
     return 0 if healthy else 1
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-from lab_helpers import Lab  # noqa: E402  pylint: disable=wrong-import-position
+from lab_helpers import Lab, publish_report  # noqa: E402  pylint: disable=wrong-import-position
 from test_db_tier import inventory_with_extra_replica  # noqa: E402  pylint: disable=wrong-import-position
 
 # Runs on the primary: writer threads insert rows while a heartbeat row gets the
@@ -140,11 +140,7 @@ def main() -> int:
               "lag_under_load": measure_lag(lab, options.seconds, options.writers),
               "seed": measure_seed(lab, options.rows)}
     report["correct"] = report["seed"]["converge_ok"] and report["seed"]["rows_on_new_replica"] == options.rows
-    text = json.dumps(report, indent=2)
-    print(text)
-    if options.output:
-        Path(options.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(options.output).write_text(text + "\n")
+    publish_report(report, options.output)
     return 0 if report["correct"] else 1
 
 

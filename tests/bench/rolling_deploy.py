@@ -7,13 +7,12 @@ Prints JSON. Exits non-zero when a request failed or the deploy or rollback fail
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-from lab_helpers import Lab, TrafficLoop  # noqa: E402  pylint: disable=wrong-import-position
+from lab_helpers import Lab, TrafficLoop, publish_report  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def run_under_load(lab: Lab, playbook: str, *args: str) -> dict:
@@ -46,11 +45,7 @@ def main() -> int:
     }
     runs = (report["deploy"], report["rollback"])
     report["correct"] = all(run["ok"] and run["non_2xx"] == 0 and run["socket_errors"] == 0 for run in runs)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if options.output:
-        Path(options.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(options.output).write_text(text + "\n")
+    publish_report(report, options.output)
     return 0 if report["correct"] else 1
 
 

@@ -26,6 +26,15 @@ def container_engine() -> str:
     return recorded.read_text().strip() if recorded.exists() else "podman"
 
 
+def publish_report(report: dict, output: Optional[str]) -> None:
+    """Print a benchmark's JSON report, and keep a copy in `output` when one is given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text + "\n")
+
+
 @dataclass
 class Response:
     """One HTTP answer, or the error that replaced it."""
