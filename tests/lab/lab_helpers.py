@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -258,11 +259,15 @@ def plain_http(host: str, path: str, timeout: float = 5) -> Response:
 
 
 class TrafficLoop:
-    """Client threads sending a steady mix of GET and POST through the VIP, counting outcomes."""
+    """Client threads sending a steady mix of GET and POST through the VIP, counting outcomes
+    and which web node answered."""
 
-    def __init__(self, lab: Lab, clients: int = 4, post_every: int = 4) -> None:
+    def __init__(self, lab: Lab, clients: int = 4, post_every: int = 4, path: str = "/api/users?limit=5") -> None:
+        """Every post_every-th request is a POST (0: GETs only); GETs ask for path."""
         self.lab = lab
         self.post_every = post_every
+        self.path = path
+        self.served_by: Counter = Counter()
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.ok = 0
@@ -289,15 +294,16 @@ class TrafficLoop:
         sent = 0
         while not self.stop.is_set():
             sent += 1
-            if sent % self.post_every == 0:
+            if self.post_every and sent % self.post_every == 0:
                 answer = client.request("POST", "/api/users", {"name": f"load-{index}-{sent}"})
             else:
-                answer = client.request("GET", "/api/users?limit=5")
+                answer = client.request("GET", self.path)
             with self.lock:
                 if answer.error:
                     self.socket_errors.append(answer.error)
                 elif answer.ok:
                     self.ok += 1
+                    self.served_by[answer.headers.get("x-served-by")] += 1
                 else:
                     self.non_2xx.append((answer.status, answer.body[:200]))
         with self.lock:

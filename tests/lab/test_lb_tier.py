@@ -7,14 +7,13 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-import threading
 import time
 import warnings
 from collections import Counter
 
 import pytest
 
-from lab_helpers import Client, Lab, plain_http
+from lab_helpers import Client, Lab, TrafficLoop, plain_http
 
 SPLIT_TOLERANCE = 0.05
 SPLIT_REQUESTS = 1000
@@ -119,32 +118,14 @@ def test_stats_and_metrics_are_internal_and_behind_auth(lab: Lab) -> None:
 def test_reload_under_load_fails_no_request(lab: Lab) -> None:
     lab.wait_until_settled()
     holder = lab.preferred_lb()
-    failures: list = []
-    done: Counter = Counter()
-    stop = threading.Event()
-
-    def request_loop() -> None:
-        client = Client(lab, timeout=10)
-        while not stop.is_set():
-            answer = client.request("GET", "/healthz")
-            done[answer.ok] += 1
-            if not answer.ok:
-                failures.append(answer.error or answer.status)
-
-    loops = [threading.Thread(target=request_loop) for _loop in range(4)]
-    for loop in loops:
-        loop.start()
-    try:
+    with TrafficLoop(lab, post_every=0, path="/healthz") as traffic:
         for _reload in range(3):
             time.sleep(1)
             lab.exec(holder, "systemctl", "reload", "haproxy")
         time.sleep(1)
-    finally:
-        stop.set()
-        for loop in loops:
-            loop.join()
+    failures = traffic.non_2xx + traffic.socket_errors
     assert not failures, f"{len(failures)} failed requests across reloads, first: {failures[:3]}"
-    assert done[True] > 100
+    assert traffic.ok > 100
 
 
 def test_weights_split_traffic_and_change_at_runtime_without_reload(lab: Lab) -> None:
@@ -196,31 +177,14 @@ def test_vip_moves_when_the_holder_breaks(lab: Lab, break_it: str) -> None:
 def test_killing_a_web_node_fails_no_get_request(lab: Lab) -> None:
     lab.wait_until_settled()
     victim = lab.groups["webservers"][-1]
-    failures: list = []
-    served: Counter = Counter()
-    stop = threading.Event()
-
-    def request_loop() -> None:
-        client = Client(lab, timeout=10)
-        while not stop.is_set():
-            answer = client.request("GET", "/healthz")
-            if answer.ok:
-                served[answer.headers["x-served-by"]] += 1
-            else:
-                failures.append(answer.error or answer.status)
-
-    loops = [threading.Thread(target=request_loop) for _loop in range(4)]
-    for loop in loops:
-        loop.start()
     try:
-        time.sleep(2)
-        lab.engine_cmd("kill", lab.container(victim))
-        time.sleep(6)
+        with TrafficLoop(lab, post_every=0, path="/healthz") as traffic:
+            time.sleep(2)
+            lab.engine_cmd("kill", lab.container(victim))
+            time.sleep(6)
     finally:
-        stop.set()
-        for loop in loops:
-            loop.join()
         lab.restore()
         lab.wait_until_all_backends_up()
+    failures = traffic.non_2xx + traffic.socket_errors
     assert not failures, f"{len(failures)} failed GETs, first: {failures[:3]}"
-    assert served[victim] > 0 and sum(served.values()) > 200, served
+    assert traffic.served_by[victim] > 0 and sum(traffic.served_by.values()) > 200, traffic.served_by
