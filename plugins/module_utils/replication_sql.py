@@ -14,6 +14,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, FrozenSet, Optional, Tuple
 
+from ansible_collections.nospof.webstack.plugins.module_utils.gtid import (
+    GTID_FORMAT_MARIADB,
+    GTID_FORMAT_MYSQL,
+)
+
 MARIADB = "mariadb"
 MYSQL = "mysql"
 
@@ -125,6 +130,8 @@ class ReplicationSql:
     status_columns: StatusColumns
     # value of status_columns.gtid_mode when the replica uses GTID positioning
     gtid_mode_enabled: str
+    # how GTID positions are written, for gtid.py (domain-server-seq lists or uuid sets)
+    gtid_format: str
     primary_gtid_position: str
     replica_gtid_position: str
     # returns 0 once reached, non-zero on timeout; args: (gtid position, timeout seconds)
@@ -242,6 +249,7 @@ MARIADB_10_3 = ReplicationSql(
     show_replica_status="SHOW SLAVE STATUS",
     status_columns=MARIADB_STATUS_COLUMNS,
     gtid_mode_enabled="Slave_Pos",
+    gtid_format=GTID_FORMAT_MARIADB,
     primary_gtid_position="SELECT @@GLOBAL.gtid_binlog_pos",
     replica_gtid_position="SELECT @@GLOBAL.gtid_slave_pos",
     wait_for_gtid="SELECT MASTER_GTID_WAIT(%s, %s)",
@@ -287,6 +295,7 @@ MYSQL_8_0 = ReplicationSql(
     show_replica_status="SHOW SLAVE STATUS",
     status_columns=MYSQL_SLAVE_STATUS_COLUMNS,
     gtid_mode_enabled="1",
+    gtid_format=GTID_FORMAT_MYSQL,
     primary_gtid_position="SELECT @@GLOBAL.gtid_executed",
     replica_gtid_position="SELECT @@GLOBAL.gtid_executed",
     wait_for_gtid="SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)",

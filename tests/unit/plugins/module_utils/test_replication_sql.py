@@ -28,6 +28,7 @@ EXPECTED_ROWS = {
         semi_sync_primary="rpl_semi_sync_master_enabled", semi_sync_plugin="",
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mariadb-dump",
+        gtid_format="mariadb",
     ),
     "MariaDB 10.5.1+": dict(
         row=table.MARIADB_10_5,
@@ -44,6 +45,7 @@ EXPECTED_ROWS = {
         semi_sync_primary="rpl_semi_sync_master_enabled", semi_sync_plugin="",
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mariadb-dump",
+        gtid_format="mariadb",
     ),
     "MySQL 8.0.0+": dict(
         row=table.MYSQL_8_0,
@@ -61,6 +63,7 @@ EXPECTED_ROWS = {
         semi_sync_primary="rpl_semi_sync_master_enabled", semi_sync_plugin="rpl_semi_sync_master",
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
+        gtid_format="mysql",
     ),
     "MySQL 8.0.22+": dict(
         row=table.MYSQL_8_0_22,
@@ -78,6 +81,7 @@ EXPECTED_ROWS = {
         semi_sync_primary="rpl_semi_sync_master_enabled", semi_sync_plugin="rpl_semi_sync_master",
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
+        gtid_format="mysql",
     ),
     "MySQL 8.0.23+": dict(
         row=table.MYSQL_8_0_23,
@@ -95,6 +99,7 @@ EXPECTED_ROWS = {
         semi_sync_primary="rpl_semi_sync_master_enabled", semi_sync_plugin="rpl_semi_sync_master",
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
+        gtid_format="mysql",
     ),
     "MySQL 8.0.26+": dict(
         row=table.MYSQL_8_0_26,
@@ -112,6 +117,7 @@ EXPECTED_ROWS = {
         semi_sync_primary="rpl_semi_sync_source_enabled", semi_sync_plugin="rpl_semi_sync_source",
         semi_sync_replica="rpl_semi_sync_replica_enabled", dump_position="--source-data=2",
         dump_program="mysqldump",
+        gtid_format="mysql",
     ),
     "MySQL 8.4.0+": dict(
         row=table.MYSQL_8_4,
@@ -129,6 +135,7 @@ EXPECTED_ROWS = {
         semi_sync_primary="rpl_semi_sync_source_enabled", semi_sync_plugin="rpl_semi_sync_source",
         semi_sync_replica="rpl_semi_sync_replica_enabled", dump_position="--source-data=2",
         dump_program="mysqldump",
+        gtid_format="mysql",
     ),
 }
 
@@ -173,6 +180,14 @@ def test_row_names(label):
     assert "--single-transaction" in row.dump_options
     assert "--all-databases" in row.dump_options
     assert row.dump_programs[0] == expected["dump_program"]
+
+
+@pytest.mark.parametrize("label", sorted(EXPECTED_ROWS))
+def test_row_gtid_fields(label):
+    expected = EXPECTED_ROWS[label]
+    row = expected["row"]
+
+    assert row.gtid_format == expected["gtid_format"]
 
 
 @pytest.mark.parametrize("row", table.REPLICATION_SQL_TABLE, ids=lambda row: row.label)
