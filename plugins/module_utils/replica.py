@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ansible_collections.nospof.webstack.plugins.module_utils.gtid import GtidError, parse_gtid
 from ansible_collections.nospof.webstack.plugins.module_utils.mysql_connection import (
     MysqlConnectionError,
     MysqlConnectionSettings,
@@ -310,15 +311,19 @@ def password_from_master_info(text: str) -> Optional[str]:
 
 
 class ReplicaServer:
-    """The replica's SQL interface: status, settings read-back and statements."""
+    """The replica's SQL interface: status, settings read-back and statements.
+
+    The other modules use it for any server; subject names the server in errors.
+    """
 
     def __init__(self, connection: Any, sql: ReplicationSql, version: str,
-                 is_local: bool = False) -> None:
+                 is_local: bool = False, subject: str = "the replica") -> None:
         self.connection = connection
         self.sql = sql
         self.version = version
         # master.info is only read when the server runs on this host
         self.is_local = is_local
+        self.subject = subject
 
     def query_rows(self, query: str, args: Tuple[Any, ...] = ()) -> List[Dict[str, Any]]:
         """All rows of a query; failures become ReplicaError naming the statement."""
@@ -327,8 +332,8 @@ class ReplicaServer:
                 cursor.execute(query, args or None)
                 return list(cursor.fetchall())
         except Exception as error:  # driver errors; re-raised with the statement
-            raise ReplicaError("SQL failed on the replica: %s: %s"
-                               % (Statement(query, args).display(), error))
+            raise ReplicaError("SQL failed on %s: %s: %s"
+                               % (self.subject, Statement(query, args).display(), error))
 
     def query_value(self, query: str, args: Tuple[Any, ...] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -341,20 +346,29 @@ class ReplicaServer:
             with self.connection.cursor() as cursor:
                 cursor.execute(statement.sql, statement.args or None)
         except Exception as error:  # driver errors; re-raised with the statement
-            raise ReplicaError("SQL failed on the replica: %s: %s" % (statement.display(), error))
+            raise ReplicaError("SQL failed on %s: %s: %s"
+                               % (self.subject, statement.display(), error))
+
+    def status_row(self) -> Optional[Dict[str, Any]]:
+        """The raw row of the replica status statement, None when nothing is configured."""
+        rows = self.query_rows(self.sql.show_replica_status)
+        return rows[0] if rows else None
 
     def status(self) -> ReplicaStatus:
         """Current replica status."""
-        rows = self.query_rows(self.sql.show_replica_status)
-        return ReplicaStatus.from_row(rows[0] if rows else None, self.sql)
+        return ReplicaStatus.from_row(self.status_row(), self.sql)
+
+    def user_schemas(self) -> List[str]:
+        """Schemas other than the system ones, sorted."""
+        placeholders = ", ".join(["%s"] * len(SYSTEM_SCHEMAS))
+        rows = self.query_rows(
+            "SELECT schema_name AS name FROM information_schema.schemata "
+            "WHERE schema_name NOT IN (%s) ORDER BY schema_name" % placeholders, SYSTEM_SCHEMAS)
+        return [str(row["name"]) for row in rows]
 
     def has_user_schemas(self) -> bool:
         """Whether any schema other than the system ones exists."""
-        placeholders = ", ".join(["%s"] * len(SYSTEM_SCHEMAS))
-        rows = self.query_rows(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN (%s)"
-            % placeholders, SYSTEM_SCHEMAS)
-        return bool(rows)
+        return bool(self.user_schemas())
 
     def stored_password(self) -> Optional[str]:
         """The password the replica has stored for its source, or None when unreadable."""
@@ -377,6 +391,18 @@ class ReplicaServer:
         """GTID position the replica has applied."""
         return str(self.query_value(self.sql.replica_gtid_position) or "")
 
+    def binlog_gtid_position(self) -> str:
+        """GTID position of the server's own binary log."""
+        return str(self.query_value(self.sql.primary_gtid_position) or "")
+
+    def executed_gtid_state(self) -> str:
+        """Every GTID the server applied or wrote, normalised (see the table's executed_gtid_state)."""
+        text = str(self.query_value(self.sql.executed_gtid_state) or "")
+        try:
+            return str(parse_gtid(text, self.sql.gtid_format))
+        except GtidError as error:
+            raise ReplicaError("Cannot read the GTID history of %s: %s" % (self.subject, error))
+
     def wait_for_gtid(self, position: str, timeout: float) -> bool:
         """Block until the replica applied position, or timeout; True when reached."""
         return self.query_value(self.sql.wait_for_gtid, (position, timeout)) == 0
@@ -387,6 +413,15 @@ class ReplicaServer:
             return {}
         placeholders = ", ".join(["%s"] * len(names))
         rows = self.query_rows("SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s)" % placeholders,
+                               names)
+        return {row["Variable_name"]: str(row["Value"]) for row in rows}
+
+    def global_status(self, names: Tuple[str, ...]) -> Dict[str, str]:
+        """Values of the named global status variables that exist."""
+        if not names:
+            return {}
+        placeholders = ", ".join(["%s"] * len(names))
+        rows = self.query_rows("SHOW GLOBAL STATUS WHERE Variable_name IN (%s)" % placeholders,
                                names)
         return {row["Variable_name"]: str(row["Value"]) for row in rows}
 
@@ -565,17 +600,31 @@ class ReplicaManager:
         return result
 
 
-def replica_manager_from_params(params: Dict[str, Any]) -> ReplicaManager:
-    """Connect to the replica named by the login_* options and wire up primary and seeder."""
-    login = MysqlConnectionSettings.from_login_params(params)
+def open_server(login: MysqlConnectionSettings, subject: str = "the replica") -> ReplicaServer:
+    """Connect and pick the server's table row; MysqlConnectionError when it cannot be reached."""
+    connection = connect_mysql(login)
     try:
-        connection = connect_mysql(login)
         with connection.cursor() as cursor:
             cursor.execute("SELECT VERSION() AS version")
             version = str(cursor.fetchone()["version"])
         sql = resolve_replication_sql(version)
-    except (MysqlConnectionError, UnsupportedServerError) as error:
+    except UnsupportedServerError as error:
+        connection.close()
         raise ReplicaError(str(error))
+    except Exception as error:  # driver errors
+        connection.close()
+        raise ReplicaError("Cannot read the version of %s: %s" % (login.describe(), error))
+    return ReplicaServer(connection, sql, version, is_local=login.is_local, subject=subject)
+
+
+def replica_manager_from_params(params: Dict[str, Any]) -> ReplicaManager:
+    """Connect to the replica named by the login_* options and wire up primary and seeder."""
+    login = MysqlConnectionSettings.from_login_params(params)
+    try:
+        replica = open_server(login)
+    except MysqlConnectionError as error:
+        raise ReplicaError(str(error))
+    sql = replica.sql
     request_source = ReplicaRequest.from_params(params).source
     primary_tls = dict(
         tls=bool(request_source and request_source.ssl),
@@ -596,5 +645,4 @@ def replica_manager_from_params(params: Dict[str, Any]) -> ReplicaManager:
             **primary_tls)
         seeder = ReplicaSeeder(sql, seed_account, login, float(params["seed_timeout"]),
                                verify_primary_identity=primary_tls["check_hostname"])
-    return ReplicaManager(ReplicaServer(connection, sql, version, is_local=login.is_local),
-                          PrimaryServer(primary, sql), seeder)
+    return ReplicaManager(replica, PrimaryServer(primary, sql), seeder)

@@ -108,6 +108,8 @@ class SemiSyncNames:
     primary_timeout: str
     primary_wait_point: str
     primary_status: str
+    # status variable: replicas connected semi-synchronously
+    primary_clients: str
     replica_enabled: str
     replica_status: str
 
@@ -128,12 +130,15 @@ class ReplicationSql:
     reset_replica_all: str
     show_replica_status: str
     status_columns: StatusColumns
-    # value of status_columns.gtid_mode when the replica uses GTID positioning
+    # value of status_columns.gtid_mode when the replica uses GTID positioning, and when not
     gtid_mode_enabled: str
+    gtid_mode_disabled: str
     # how GTID positions are written, for gtid.py (domain-server-seq lists or uuid sets)
     gtid_format: str
     primary_gtid_position: str
     replica_gtid_position: str
+    # every GTID the server applied or wrote (one text gtid.py parses)
+    executed_gtid_state: str
     # returns 0 once reached, non-zero on timeout; args: (gtid position, timeout seconds)
     wait_for_gtid: str
     # None: the dump sets GTID_PURGED itself, so seeding needs no extra statement
@@ -218,6 +223,7 @@ MASTER_SEMI_SYNC = SemiSyncNames(
     primary_timeout="rpl_semi_sync_master_timeout",
     primary_wait_point="rpl_semi_sync_master_wait_point",
     primary_status="Rpl_semi_sync_master_status",
+    primary_clients="Rpl_semi_sync_master_clients",
     replica_enabled="rpl_semi_sync_slave_enabled",
     replica_status="Rpl_semi_sync_slave_status",
 )
@@ -228,6 +234,7 @@ SOURCE_SEMI_SYNC = SemiSyncNames(
     primary_timeout="rpl_semi_sync_source_timeout",
     primary_wait_point="rpl_semi_sync_source_wait_point",
     primary_status="Rpl_semi_sync_source_status",
+    primary_clients="Rpl_semi_sync_source_clients",
     replica_enabled="rpl_semi_sync_replica_enabled",
     replica_status="Rpl_semi_sync_replica_status",
 )
@@ -249,9 +256,14 @@ MARIADB_10_3 = ReplicationSql(
     show_replica_status="SHOW SLAVE STATUS",
     status_columns=MARIADB_STATUS_COLUMNS,
     gtid_mode_enabled="Slave_Pos",
+    gtid_mode_disabled="No",
     gtid_format=GTID_FORMAT_MARIADB,
     primary_gtid_position="SELECT @@GLOBAL.gtid_binlog_pos",
     replica_gtid_position="SELECT @@GLOBAL.gtid_slave_pos",
+    # the binlog state (last seq per domain and server_id), plus gtid_slave_pos: a replica
+    # seeded from a dump, or logging without log_slave_updates, applied more than it logged
+    executed_gtid_state="SELECT CONCAT_WS(',', NULLIF(@@GLOBAL.gtid_binlog_state, ''), "
+                        "NULLIF(@@GLOBAL.gtid_slave_pos, ''))",
     wait_for_gtid="SELECT MASTER_GTID_WAIT(%s, %s)",
     set_gtid_position="SET GLOBAL gtid_slave_pos = %s",
     reset_binary_logs="RESET MASTER",
@@ -295,9 +307,11 @@ MYSQL_8_0 = ReplicationSql(
     show_replica_status="SHOW SLAVE STATUS",
     status_columns=MYSQL_SLAVE_STATUS_COLUMNS,
     gtid_mode_enabled="1",
+    gtid_mode_disabled="0",
     gtid_format=GTID_FORMAT_MYSQL,
     primary_gtid_position="SELECT @@GLOBAL.gtid_executed",
     replica_gtid_position="SELECT @@GLOBAL.gtid_executed",
+    executed_gtid_state="SELECT @@GLOBAL.gtid_executed",
     wait_for_gtid="SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)",
     set_gtid_position=None,
     reset_binary_logs="RESET MASTER",

@@ -165,11 +165,12 @@ class ModuleRun:
         return bool(self.result.get("changed"))
 
 
-def run_module(args: dict[str, Any], check: bool = False, diff: bool = False) -> ModuleRun:
-    """Run nospof.webstack.mysql_replica as an ad-hoc Ansible task on localhost."""
+def run_module(args: dict[str, Any], check: bool = False, diff: bool = False,
+               module: str = "mysql_replica") -> ModuleRun:
+    """Run a nospof.webstack module (mysql_replica by default) as an ad-hoc task on localhost."""
     command = [str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local",
                "-e", f"ansible_python_interpreter={sys.executable}",
-               "-m", "nospof.webstack.mysql_replica", "-a", json.dumps(args)]
+               "-m", f"nospof.webstack.{module}", "-a", json.dumps(args)]
     if check:
         command.append("--check")
     if diff:

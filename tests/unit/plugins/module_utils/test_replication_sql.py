@@ -29,6 +29,9 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mariadb-dump",
         gtid_format="mariadb",
+        executed_gtid=("SELECT CONCAT_WS(',', NULLIF(@@GLOBAL.gtid_binlog_state, ''), "
+                       "NULLIF(@@GLOBAL.gtid_slave_pos, ''))"),
+        gtid_disabled="No", semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
     "MariaDB 10.5.1+": dict(
         row=table.MARIADB_10_5,
@@ -46,6 +49,9 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mariadb-dump",
         gtid_format="mariadb",
+        executed_gtid=("SELECT CONCAT_WS(',', NULLIF(@@GLOBAL.gtid_binlog_state, ''), "
+                       "NULLIF(@@GLOBAL.gtid_slave_pos, ''))"),
+        gtid_disabled="No", semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
     "MySQL 8.0.0+": dict(
         row=table.MYSQL_8_0,
@@ -64,6 +70,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
+        semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
     "MySQL 8.0.22+": dict(
         row=table.MYSQL_8_0_22,
@@ -82,6 +90,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
+        semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
     "MySQL 8.0.23+": dict(
         row=table.MYSQL_8_0_23,
@@ -100,6 +110,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
+        semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
     "MySQL 8.0.26+": dict(
         row=table.MYSQL_8_0_26,
@@ -118,6 +130,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_replica_enabled", dump_position="--source-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
+        semi_sync_clients="Rpl_semi_sync_source_clients",
     ),
     "MySQL 8.4.0+": dict(
         row=table.MYSQL_8_4,
@@ -136,6 +150,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_replica_enabled", dump_position="--source-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
+        semi_sync_clients="Rpl_semi_sync_source_clients",
     ),
 }
 
@@ -188,6 +204,9 @@ def test_row_gtid_fields(label):
     row = expected["row"]
 
     assert row.gtid_format == expected["gtid_format"]
+    assert row.executed_gtid_state == expected["executed_gtid"]
+    assert row.gtid_mode_disabled == expected["gtid_disabled"]
+    assert row.semi_sync.primary_clients == expected["semi_sync_clients"]
 
 
 @pytest.mark.parametrize("row", table.REPLICATION_SQL_TABLE, ids=lambda row: row.label)
