@@ -340,14 +340,20 @@ class ReplicaServer:
         rows = self.query_rows(query, args)
         return next(iter(rows[0].values())) if rows else None
 
-    def execute(self, statement: Statement) -> None:
-        """Run one statement; the error names it with secrets masked."""
+    def execute(self, statement: Statement, ignore_errnos: Tuple[int, ...] = ()) -> bool:
+        """Run one statement; the error names it with secrets masked.
+
+        False when the server answered with one of ignore_errnos instead.
+        """
         try:
             with self.connection.cursor() as cursor:
                 cursor.execute(statement.sql, statement.args or None)
         except Exception as error:  # driver errors; re-raised with the statement
+            if error.args and error.args[0] in ignore_errnos:
+                return False
             raise ReplicaError("SQL failed on %s: %s: %s"
                                % (self.subject, statement.display(), error))
+        return True
 
     def status_row(self) -> Optional[Dict[str, Any]]:
         """The raw row of the replica status statement, None when nothing is configured."""

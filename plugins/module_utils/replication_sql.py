@@ -147,10 +147,13 @@ class ReplicationSql:
     # where the stored replication password can be read back (query, or file in the datadir)
     stored_password_query: Optional[str]
     master_info_file: Optional[str]
+    # switched on in this order when fencing, off in reverse order when promoting
     read_only_variables: Tuple[str, ...]
     # read-only variables that block even administrators; switched off while seeding
     admin_blocking_read_only_variables: Tuple[str, ...]
     semi_sync: SemiSyncNames
+    # ids of one account's connections other than ours; arg: the user name
+    user_sessions_query: str
     dump_programs: Tuple[str, ...]
     client_programs: Tuple[str, ...]
     dump_options: Tuple[str, ...]
@@ -239,6 +242,9 @@ SOURCE_SEMI_SYNC = SemiSyncNames(
     replica_status="Rpl_semi_sync_replica_status",
 )
 
+PROCESSLIST_SESSIONS_OF_USER = ("SELECT ID AS id FROM information_schema.PROCESSLIST "
+                                "WHERE USER = %s AND ID <> CONNECTION_ID() ORDER BY ID")
+
 COMMON_DUMP_OPTIONS = ("--single-transaction", "--all-databases", "--routines", "--events",
                        "--triggers", "--flush-privileges", "--no-tablespaces")
 
@@ -273,6 +279,7 @@ MARIADB_10_3 = ReplicationSql(
     admin_blocking_read_only_variables=(),
     semi_sync=replace(MASTER_SEMI_SYNC, primary_plugin="", primary_library="",
                       replica_plugin="", replica_library=""),
+    user_sessions_query=PROCESSLIST_SESSIONS_OF_USER,
     dump_programs=("mariadb-dump", "mysqldump"),
     client_programs=("mariadb", "mysql"),
     # --master-data=2 only comments the position; we set it after the load
@@ -320,6 +327,7 @@ MYSQL_8_0 = ReplicationSql(
     read_only_variables=("read_only", "super_read_only"),
     admin_blocking_read_only_variables=("super_read_only",),
     semi_sync=MASTER_SEMI_SYNC,
+    user_sessions_query=PROCESSLIST_SESSIONS_OF_USER,
     dump_programs=("mysqldump",),
     client_programs=("mysql",),
     # the dump carries SET @@GLOBAL.GTID_PURGED and turns sql_log_bin off itself

@@ -46,6 +46,7 @@ notes:
     C(REPLICATION CLIENT) (MySQL) or C(SLAVE MONITOR)/C(REPLICA MONITOR) (MariaDB) for the
     replica status.
 seealso:
+  - module: nospof.webstack.mysql_primary
   - module: nospof.webstack.mysql_replica
 """
 

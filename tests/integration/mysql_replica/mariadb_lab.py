@@ -22,6 +22,9 @@ REPLICATION_USER = "repl"
 REPLICATION_PASSWORD = "Repl-S3cret-9q"
 SEED_USER = "seeder"
 SEED_PASSWORD = "Seed-S3cret-7w"
+# the application's account: no SUPER, so read_only stops its writes
+APP_USER = "app"
+APP_PASSWORD = "App-S3cret-4k"
 
 
 def free_port() -> int:
@@ -72,7 +75,9 @@ class MariadbServer:
              "--skip-name-resolve", f"--log-error={self.error_log}",
              f"--pid-file={self.workdir / self.name / 'mysqld.pid'}",
              "--innodb-buffer-pool-size=64M", "--innodb-flush-log-at-trx-commit=2",
-             "--sync-binlog=0", "--innodb-doublewrite=0"],
+             "--sync-binlog=0", "--innodb-doublewrite=0",
+             # a semi-sync primary without semi-sync replicas waits this long per write, then goes async
+             "--rpl-semi-sync-master-timeout=1000"],
             stdout=log, stderr=log)
         deadline = time.monotonic() + 30
         while True:
@@ -238,6 +243,82 @@ class InsertLoad:
     def __exit__(self, *exc_info: Any) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+def _close_quietly(connection: Any) -> None:
+    """Close a connection that may already be dead."""
+    if connection is not None:
+        try:
+            connection.close()
+        except pymysql.err.Error:
+            pass
+
+
+class FollowingWriter:
+    """A thread inserting through the app account into whichever server switch_to() named last.
+
+    It counts the inserts each server acknowledged, and reconnects after any error.
+    """
+
+    def __init__(self, server: MariadbServer, note: str) -> None:
+        self.target = server
+        self.note = note
+        self.committed: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def switch_to(self, server: MariadbServer, note: str) -> None:
+        self.target, self.note = server, note
+
+    def wait_for_commits(self, server: MariadbServer, count: int, timeout: float = 20) -> None:
+        """Block until server acknowledged count inserts of this writer."""
+        deadline = time.monotonic() + timeout
+        while self.committed.get(server.name, 0) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{server.name} took {self.committed} inserts in {timeout}s; "
+                                     f"errors: {self.errors[-3:]}")
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        connection, connected_to = None, None
+        while not self._stop.is_set():
+            target, note = self.target, self.note
+            try:
+                if connected_to is not target:
+                    _close_quietly(connection)
+                    connection, connected_to = None, None
+                    connection = pymysql.connect(host="127.0.0.1", port=target.port, user=APP_USER,
+                                                 password=APP_PASSWORD, autocommit=True,
+                                                 connect_timeout=2)
+                    connected_to = target
+                with connection.cursor() as cursor:
+                    cursor.execute("INSERT INTO app.items (note) VALUES (%s)", (note,))
+                self.committed[target.name] = self.committed.get(target.name, 0) + 1
+            except pymysql.err.MySQLError as error:
+                self.errors.append(f"{target.name}: {error}")
+                _close_quietly(connection)
+                connection, connected_to = None, None
+                time.sleep(0.05)
+            time.sleep(0.005)
+        _close_quietly(connection)
+
+    def __enter__(self) -> "FollowingWriter":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def wait_until(condition: Any, timeout: float = 20, what: str = "condition") -> None:
+    """Poll condition() until it is true, or fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
 
 
 def remove_workdir(workdir: Path) -> None:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mariadb_lab import MariadbServer, free_port, replica_args, run_module
+from mariadb_lab import (
+    APP_PASSWORD,
+    APP_USER,
+    FollowingWriter,
+    MariadbServer,
+    free_port,
+    replica_args,
+    run_module,
+    wait_until,
+)
 
 INFO_KEYS = {"reachable", "error", "version", "flavour", "server_id", "read_only",
              "read_only_variables", "gtid_format", "gtid_executed", "gtid_binlog_position",
@@ -24,12 +33,28 @@ def info(server: MariadbServer, **overrides: Any) -> dict[str, Any]:
     return run.result
 
 
+def primary_role(server: MariadbServer, check: bool = False, diff: bool = False,
+                 **options: Any) -> Any:
+    """A mysql_primary run on server."""
+    return run_module(dict({"login_unix_socket": server.socket}, **options), check=check,
+                      diff=diff, module="mysql_primary")
+
+
+def semi_sync_clients(server: MariadbServer) -> int:
+    return int(server.sql("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")[0]["Value"])
+
+
 @pytest.fixture(scope="module")
 def replication(primary: MariadbServer, replica_server: MariadbServer) -> MariadbServer:
-    """replica_server replicates from primary and is read-only, as the role leaves a replica."""
+    """replica_server replicates semi-synchronously from primary and is read-only, as the role leaves it."""
+    primary.sql(f"CREATE USER '{APP_USER}'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}'",
+                f"GRANT SELECT, INSERT ON app.* TO '{APP_USER}'@'127.0.0.1'",
+                "SET GLOBAL rpl_semi_sync_master_enabled = ON")
     run = run_module(replica_args(replica_server, primary))
     assert not run.failed, run.result.get("msg")
-    replica_server.sql("SET GLOBAL read_only = ON")
+    replica_server.sql("SET GLOBAL read_only = ON", "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+                       "STOP REPLICA IO_THREAD", "START REPLICA IO_THREAD")
+    wait_until(lambda: semi_sync_clients(primary) == 1, what="a semi-sync replica")
     primary.sql("INSERT INTO app.items (note) VALUES ('before the switch')")
     synced = run_module(replica_args(replica_server, primary, wait_for_sync=True))
     assert not synced.failed, synced.result.get("msg")
@@ -56,7 +81,12 @@ def test_info_on_the_primary_and_the_replica(primary, replication):
     assert on_primary["replica"] is None
     assert on_primary["gtid_binlog_position"] == position
     assert on_primary["gtid_executed"] == primary.value("SELECT @@gtid_binlog_state")
-    assert on_primary["semi_sync"]["primary_clients"] == 0
+    assert on_primary["semi_sync"] == {"primary_enabled": True, "primary_active": True,
+                                       "primary_clients": 1, "replica_enabled": False,
+                                       "replica_active": False}
+    assert on_replica["semi_sync"] == {"primary_enabled": False, "primary_active": False,
+                                       "primary_clients": 0, "replica_enabled": True,
+                                       "replica_active": True}
     assert on_replica["read_only"] is True
     assert on_replica["read_only_variables"] == {"read_only": "ON"}
     assert on_replica["gtid_applied"] == position
@@ -90,3 +120,68 @@ def test_info_in_check_mode_reads_as_usual(primary):
 
     assert not run.failed and not run.changed
     assert run.result["server_id"] == 1
+
+
+def test_promotion_waits_for_received_transactions_or_changes_nothing(primary, replication):
+    replication.sql("STOP REPLICA SQL_THREAD")
+    try:
+        primary.sql("INSERT INTO app.items (note) VALUES ('received, not applied')")
+        position = primary.value("SELECT @@gtid_binlog_pos")
+        wait_until(lambda: replication.replica_status()["Gtid_IO_Pos"] == position,
+                   what="the replica to receive " + position)
+
+        run = primary_role(replication, state="present", timeout=1)
+
+        assert run.failed and not run.changed and run.result["commands"] == []
+        assert f"did not apply every transaction it received ({position}) within 1.0s" in run.result["msg"]
+        assert "SQL thread No" in run.result["msg"]
+        assert "It was not promoted; nothing was changed" in run.result["msg"]
+        assert replication.replica_status() is not None
+        assert replication.value("SELECT @@read_only") == 1
+    finally:
+        replication.sql("START REPLICA SQL_THREAD")
+
+
+def test_switchover_under_writes(primary, replication):
+    new_primary = replication
+    with FollowingWriter(primary, "before the switch") as writer:
+        writer.wait_for_commits(primary, 20)
+        fence_predicted = primary_role(primary, check=True, diff=True, state="fenced",
+                                       kill_user_sessions=[APP_USER])
+        assert primary.value("SELECT @@read_only") == 0
+        fenced = primary_role(primary, state="fenced", kill_user_sessions=[APP_USER])
+        promote_predicted = primary_role(new_primary, check=True, state="present",
+                                         wait_for_gtid=fenced.result.get("gtid_binlog_position"))
+        assert new_primary.replica_status() is not None
+        promoted = primary_role(new_primary, diff=True, state="present",
+                                wait_for_gtid=fenced.result["gtid_binlog_position"])
+        writer.switch_to(new_primary, "after the switch")
+        writer.wait_for_commits(new_primary, 20)
+        fenced_again = primary_role(primary, state="fenced", kill_user_sessions=[APP_USER])
+        promoted_again = primary_role(new_primary, state="present")
+
+    assert fence_predicted.changed and not fence_predicted.failed
+    assert fence_predicted.result["commands"][:2] == [
+        "SET GLOBAL read_only = ON", "SET GLOBAL rpl_semi_sync_master_enabled = OFF"]
+    assert fence_predicted.result["diff"]["after"]["read_only"] is True
+    assert not fenced.failed, fenced.result.get("msg")
+    assert fenced.changed and fenced.result["sessions_killed"] >= 1
+    assert fenced.result["after"] == {
+        "read_only": True, "read_only_variables": {"read_only": "ON"},
+        "replica_configured": False, "semi_sync_primary_enabled": False,
+        "semi_sync_replica_enabled": False}
+    assert fenced.result["gtid_binlog_position"] == primary.value("SELECT @@gtid_binlog_pos")
+    assert any("read-only" in error for error in writer.errors)
+    assert promote_predicted.changed and promote_predicted.result["after"]["read_only"] is False
+    assert not promoted.failed, promoted.result.get("msg")
+    assert promoted.changed and promoted.result["commands"] == [
+        "STOP REPLICA", "RESET REPLICA ALL", "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+        "SET GLOBAL rpl_semi_sync_master_enabled = ON", "SET GLOBAL read_only = OFF"]
+    assert promoted.result["diff"]["before"]["replica_configured"] is True
+    assert promoted.result["after"]["replica_configured"] is False
+    assert new_primary.replica_status() is None and new_primary.value("SELECT @@read_only") == 0
+    assert not fenced_again.changed and fenced_again.result["sessions_killed"] == 0
+    assert not promoted_again.changed and promoted_again.result["commands"] == []
+    before_switch = "SELECT COUNT(*) FROM app.items WHERE note = 'before the switch'"
+    assert new_primary.value(before_switch) == primary.value(before_switch)
+    assert new_primary.value(before_switch) >= writer.committed[primary.name]
