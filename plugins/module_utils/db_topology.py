@@ -28,6 +28,11 @@ DOWN = "down"
 UNREACHABLE = "unreachable"
 
 
+def switched_on(value: Any) -> bool:
+    """A server switch as reported: a bool, or ON/OFF."""
+    return value is True or str(value).upper() in ("ON", "1", "YES", "TRUE")
+
+
 class ServerView:
     """One database host as the controller sees it."""
 
@@ -161,9 +166,11 @@ class TopologyAnalysis:
                 "opens it again." % host)
         if host and state == "writable" and self.semi_sync_expected and replicas:
             semi_sync = self.servers[host].info.get("semi_sync") or {}
-            if semi_sync.get("primary_active") != "ON":
+            # Semi-sync turns active again with the first commit after a
+            # semi-sync replica connected, so a connected one is enough.
+            if not switched_on(semi_sync.get("primary_active")) and not semi_sync.get("primary_clients"):
                 self.problems.append(
-                    "Semi-sync is off on the primary %s (no replica acknowledged in time): "
+                    "Semi-sync is off on the primary %s and no semi-sync replica is connected: "
                     "a commit acknowledged now may exist on the primary only." % host)
         for name in self.order:
             role = roles[name]

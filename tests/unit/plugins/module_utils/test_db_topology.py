@@ -8,7 +8,7 @@ from ansible_collections.nospof.webstack.plugins.module_utils.db_topology import
 
 
 def server(read_only: bool = True, source: Optional[str] = None, io: str = "Yes", sql: str = "Yes",
-           lag: Optional[int] = 0, received: str = "", data: bool = True, semi_active: str = "ON") -> dict:
+           lag: Optional[int] = 0, received: str = "", data: bool = True, semi_active: Any = True) -> dict:
     replica = None
     if source:
         replica = {"source_host": source, "source_port": 3306, "io_running": io, "sql_running": sql,
@@ -16,7 +16,8 @@ def server(read_only: bool = True, source: Optional[str] = None, io: str = "Yes"
                    "gtid_received": received}
     return {"reachable": True, "read_only": read_only, "replica": replica, "has_user_schemas": data,
             "gtid_format": "mariadb", "gtid_applied": received,
-            "semi_sync": {"primary_active": semi_active, "replica_active": "ON"}}
+            "semi_sync": {"primary_active": semi_active, "primary_clients": 1 if semi_active else 0,
+                          "replica_active": True}}
 
 
 def entry(host: str, info: Optional[dict] = None, unreachable: bool = False) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def test_the_failover_candidate_is_the_replica_that_received_most():
 
 
 def test_replica_problems_are_named():
-    servers = [entry("db1", server(read_only=False, semi_active="OFF")),
+    servers = [entry("db1", server(read_only=False, semi_active=False)),
                entry("db2", server(source="10.0.0.31", sql="No")),
                entry("db3", server(source="10.0.0.31", lag=60))]
     problems = " ".join(analyse_topology(servers, "db1", max_lag_seconds=10)["problems"])
