@@ -78,6 +78,11 @@ class MariadbGtidState:
         return MariadbGtidState({key: seq for key, seq in want.last_seq.items()
                                  if self.last_seq.get(key, -1) < seq})
 
+    def originated_by(self, origin: str) -> "MariadbGtidState":
+        """The entries written by server_id origin."""
+        return MariadbGtidState({key: seq for key, seq in self.last_seq.items()
+                                 if str(key[1]) == str(origin).strip()})
+
     def is_ahead_of(self, other: "MariadbGtidState") -> bool:
         """At or past other in every domain, and past it in at least one."""
         mine, theirs = self.domain_seq, other.domain_seq
@@ -140,6 +145,11 @@ class MysqlGtidSet:
         left = {key: _subtract(ranges, self.intervals.get(key, ()))
                 for key, ranges in want.intervals.items()}
         return MysqlGtidSet({key: ranges for key, ranges in left.items() if ranges})
+
+    def originated_by(self, origin: str) -> "MysqlGtidSet":
+        """The transactions of source uuid origin."""
+        uuid = str(origin).strip().lower()
+        return MysqlGtidSet({key: ranges for key, ranges in self.intervals.items() if key[0] == uuid})
 
     def is_ahead_of(self, other: "MysqlGtidSet") -> bool:
         """A strict superset of other."""
@@ -214,6 +224,11 @@ def gtid_missing(have: Union[str, GtidPosition], want: Union[str, GtidPosition],
     """
     missing = parse_gtid(have, gtid_format).missing(parse_gtid(want, gtid_format))  # type: ignore[arg-type]
     return str(missing)
+
+
+def gtid_originated_by(text: Union[str, GtidPosition], origin: str, gtid_format: str) -> str:
+    """The part of text a given server wrote (MariaDB: its server_id; MySQL: its server_uuid)."""
+    return str(parse_gtid(text, gtid_format).originated_by(origin))
 
 
 def gtid_ahead(a: Union[str, GtidPosition], b: Union[str, GtidPosition], gtid_format: str) -> bool:

@@ -6,6 +6,8 @@
 Read the replica status, compare it with the request, plan only the statements
 that are needed, apply them (unless in check mode), then wait, with a timeout,
 for the replica threads and optionally for the primary's GTID position.
+A server that holds data and a GTID history (a former primary) joins only when
+the primary has every transaction it executed.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.nospof.webstack.plugins.module_utils.gtid import GtidError, parse_gtid
+from ansible_collections.nospof.webstack.plugins.module_utils.gtid import (
+    GtidError,
+    gtid_ahead,
+    gtid_missing,
+    gtid_originated_by,
+    parse_gtid,
+)
 from ansible_collections.nospof.webstack.plugins.module_utils.mysql_connection import (
     MysqlConnectionError,
     MysqlConnectionSettings,
@@ -216,11 +224,32 @@ class ReplicaRequest:
         )
 
 
+@dataclass(frozen=True)
+class ServerHistory:
+    """What an unconfigured server already holds, read before it joins a primary."""
+
+    holds_data: bool = False
+    # every GTID it applied or wrote (the table's executed_gtid_state)
+    executed: str = ""
+    # the part of executed that this server wrote itself, not received as a replica
+    originated: str = ""
+    # its binlog position is ahead of the position its replica threads would start from
+    binlog_ahead_of_applied: bool = False
+
+    @property
+    def former_primary(self) -> bool:
+        """Data and transactions of its own: it may have written what the primary lacks."""
+        return self.holds_data and bool(self.originated)
+
+
 @dataclass
 class ReplicaPlan:
     """What must happen; empty means converged."""
 
     seed: bool = False
+    # a former primary (or former replica) with data joins: check its history first
+    former_primary: bool = False
+    history: Optional[ServerHistory] = None
     statements: List[Statement] = field(default_factory=list)
     password_updated: bool = False
     # the plan (re)starts replication or seeds, so the primary must answer
@@ -251,7 +280,8 @@ def password_needs_update(request: ReplicaRequest, status: ReplicaStatus,
 
 
 def plan_replica(request: ReplicaRequest, status: ReplicaStatus, sql: ReplicationSql,
-                 stored_password: Optional[str] = None, replica_is_empty: bool = False) -> ReplicaPlan:
+                 stored_password: Optional[str] = None, replica_is_empty: bool = False,
+                 history: Optional[ServerHistory] = None) -> ReplicaPlan:
     """The statements that bring status to request, in order, and the diff."""
     plan = ReplicaPlan()
     stop = Statement(sql.stop_replica)
@@ -267,10 +297,18 @@ def plan_replica(request: ReplicaRequest, status: ReplicaStatus, sql: Replicatio
     if request.source is not None:
         plan.password_updated = password_needs_update(request, status, stored_password)
         change_source = status.source != request.source or plan.password_updated
-        plan.seed = request.seed == "auto" and not status.configured and replica_is_empty
+        joins = not status.configured
+        plan.seed = joins and (request.seed == "force"
+                               or (request.seed == "auto" and replica_is_empty))
+        plan.former_primary = (joins and not plan.seed and history is not None
+                               and history.former_primary)
+        plan.history = history
     if change_source:
         if status.any_thread_running:
             plan.statements.append(stop)
+        if (plan.former_primary and history is not None and history.binlog_ahead_of_applied
+                and sql.adopt_binlog_gtid_position):
+            plan.statements.append(Statement(sql.adopt_binlog_gtid_position))
         password = request.password if plan.password_updated else None
         plan.statements.append(change_source_statement(sql, request.source, password))
     if request.state == "running":
@@ -451,22 +489,29 @@ class PrimaryServer:
             raise ReplicaError("Cannot reach the primary %s:%s from this host: %s. "
                                "Nothing was changed." % (address[0], address[1], error))
 
-    def gtid_position(self) -> str:
-        """The primary's current GTID position (readable with the replication account)."""
+    def _query_value(self, query: str, what: str) -> str:
+        """One value read with the replication account (global variables need no privilege)."""
         try:
             connection = self.connect(self.settings)
         except MysqlConnectionError as error:
-            raise ReplicaError("Cannot read the primary's GTID position: %s" % error)
+            raise ReplicaError("Cannot read the primary's %s: %s" % (what, error))
         try:
             with connection.cursor() as cursor:
-                cursor.execute(self.sql.primary_gtid_position)
+                cursor.execute(query)
                 row = cursor.fetchone()
         except Exception as error:  # driver errors; re-raised with the statement
-            raise ReplicaError("SQL failed on the primary: %s: %s"
-                               % (self.sql.primary_gtid_position, error))
+            raise ReplicaError("SQL failed on the primary: %s: %s" % (query, error))
         finally:
             connection.close()
         return str(next(iter(row.values())) or "") if row else ""
+
+    def gtid_position(self) -> str:
+        """The primary's current GTID position."""
+        return self._query_value(self.sql.primary_gtid_position, "GTID position")
+
+    def executed_gtid_state(self) -> str:
+        """Every GTID the primary applied or wrote."""
+        return self._query_value(self.sql.executed_gtid_state, "GTID history")
 
 
 class ReplicaManager:
@@ -489,19 +534,63 @@ class ReplicaManager:
                 and request.password_update == "always"):
             stored_password = self.replica.stored_password()
         replica_is_empty = False
-        if request.seed == "auto" and not status.configured and request.source is not None:
+        history = None
+        if not status.configured and request.source is not None and request.state != "absent":
             replica_is_empty = not self.replica.has_user_schemas()
-        return plan_replica(request, status, self.replica.sql, stored_password, replica_is_empty)
+            if not replica_is_empty and request.seed != "force":
+                history = self.read_history()
+        return plan_replica(request, status, self.replica.sql, stored_password, replica_is_empty,
+                            history)
+
+    def read_history(self) -> ServerHistory:
+        """The GTID history of a server that holds data and joins a primary."""
+        sql = self.replica.sql
+        executed = self.replica.executed_gtid_state()
+        if not executed:
+            return ServerHistory(holds_data=True)
+        try:
+            originated = gtid_originated_by(executed, str(self.replica.query_value(sql.gtid_origin)),
+                                            sql.gtid_format)
+            ahead = bool(sql.adopt_binlog_gtid_position) and gtid_ahead(
+                self.replica.binlog_gtid_position(), self.replica.applied_gtid_position(),
+                sql.gtid_format)
+        except GtidError as error:
+            raise ReplicaError("Cannot compare the GTID positions of the replica: %s" % error)
+        return ServerHistory(holds_data=True, executed=executed, originated=originated,
+                             binlog_ahead_of_applied=ahead)
+
+    def refuse_errant_history(self, status: ReplicaStatus, plan: ReplicaPlan) -> None:
+        """Fail, changing nothing, when this server executed transactions the primary lacks."""
+        own = plan.history.executed if plan.history else ""
+        try:
+            errant = gtid_missing(self.primary.executed_gtid_state(), own,
+                                  self.replica.sql.gtid_format)
+        except (ReplicaError, GtidError) as error:
+            raise ReplicaError("The replica holds data, so its GTID history must be checked "
+                               "against the primary first: %s. Nothing was changed." % error,
+                               self.result(status, plan, [], False))
+        if errant:
+            raise ReplicaError(
+                "This server has transactions the primary %s:%s lacks (errant GTIDs: %s), for "
+                "example writes it took as a primary that never replicated. Replicating now would "
+                "diverge; nothing was changed. Apply them to the primary, or discard them with "
+                "seed=force, which drops this server's user schemas and re-seeds it from the "
+                "primary." % (self.primary.settings.host, self.primary.settings.port, errant),
+                self.result(status, plan, [], False, {"errant_gtids": errant}))
 
     def ensure(self, request: ReplicaRequest, check_mode: bool = False) -> Dict[str, Any]:
         """Converge the replica (or only predict, in check mode) and return the result."""
         status = self.replica.status()
         plan = self.plan(request, status)
         if plan.seed and self.seeder is None:
-            raise ReplicaError("The replica is empty and seed=auto, but no seed account is set",
-                               self.result(status, plan, [], False))
+            raise ReplicaError("The replica is to be seeded (seed=%s), but no seed account is set"
+                               % request.seed, self.result(status, plan, [], False))
+        if plan.former_primary:
+            self.refuse_errant_history(status, plan)
+        # seed=force replaces whatever the server holds
+        drop_schemas = self.replica.user_schemas() if plan.seed and request.seed == "force" else []
         if check_mode:
-            return self.result(status, plan, self.planned_commands(plan), plan.changed)
+            return self.result(status, plan, self.planned_commands(plan, drop_schemas), plan.changed)
 
         ran: List[str] = []
         extra: Dict[str, Any] = {}
@@ -509,7 +598,8 @@ class ReplicaManager:
             if plan.contacts_primary:
                 self.primary.check_reachable()
             if plan.seed and self.seeder is not None:
-                self.seeder.seed(self.replica.execute, self.replica.global_variables, ran)
+                self.seeder.seed(self.replica.execute, self.replica.global_variables, ran,
+                                 drop_schemas)
                 extra["seed_gtid_position"] = self.replica.applied_gtid_position()
             for statement in plan.statements:
                 self.replica.execute(statement)
@@ -535,9 +625,9 @@ class ReplicaManager:
             result.update(extra)
             return result
 
-    def planned_commands(self, plan: ReplicaPlan) -> List[str]:
+    def planned_commands(self, plan: ReplicaPlan, drop_schemas: Sequence[str] = ()) -> List[str]:
         """What ensure() would run, for check mode."""
-        commands = self.seeder.planned_commands() if plan.seed and self.seeder else []
+        commands = self.seeder.planned_commands(drop_schemas) if plan.seed and self.seeder else []
         return commands + [statement.display() for statement in plan.statements]
 
     def wait_for_threads(self, before: ReplicaStatus, timeout: float) -> ReplicaStatus:
@@ -594,6 +684,7 @@ class ReplicaManager:
             "source": status.source.as_dict() if status.source else {},
             "commands": commands,
             "seeded": plan.seed and changed,
+            "former_primary": plan.former_primary,
             "password_updated": plan.password_updated and changed,
             "read_only": {name: variables.get(name) == "ON"
                           for name in sql.read_only_variables if name in variables},
@@ -644,7 +735,7 @@ def replica_manager_from_params(params: Dict[str, Any]) -> ReplicaManager:
         user=params.get("primary_user") or "", password=params.get("primary_password"),
         connect_timeout=params["connect_timeout"], **primary_tls)
     seeder = None
-    if params.get("seed") == "auto" and params.get("seed_user"):
+    if params.get("seed") in ("auto", "force") and params.get("seed_user"):
         seed_account = MysqlConnectionSettings(
             host=primary.host, port=primary.port, user=params["seed_user"],
             password=params.get("seed_password"), connect_timeout=params["connect_timeout"],

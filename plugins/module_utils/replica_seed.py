@@ -1,11 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: nospof project
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Seed an empty replica: stream a consistent dump of the primary into it, then set its GTID position.
+"""Seed a replica: stream a consistent dump of the primary into it, then set its GTID position.
 
 The dump uses --single-transaction, so the primary stays writable. The load runs
 with sql_log_bin off after a binary log reset, so the replica's own GTID history
-stays empty and replication continues exactly where the dump was taken.
+stays empty and replication continues exactly where the dump was taken. A replica
+that holds data (seed=force) has its user schemas dropped first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from typing import IO, Callable, Dict, List, Optional, Tuple
+from typing import IO, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.nospof.webstack.plugins.module_utils.mysql_connection import (
     MysqlConnectionSettings,
@@ -58,6 +59,11 @@ class GtidPositionScanner:
         """Scan the final line if the dump did not end with a newline."""
         if self._partial_line:
             self.feed(b"\n")
+
+
+def drop_schema_statement(schema: str) -> Statement:
+    """DROP DATABASE with the name quoted as an identifier."""
+    return Statement("DROP DATABASE `%s`" % schema.replace("`", "``"))
 
 
 def option_file_text(password: Optional[str]) -> str:
@@ -138,12 +144,13 @@ class ReplicaSeeder:
             return " ".join(shlex.quote(part) for part in command)
         return "%s | %s" % (shown(self.dump_command(dump, "")), shown(self.client_command(client, "")))
 
-    def planned_commands(self) -> List[str]:
+    def planned_commands(self, drop_schemas: Sequence[str] = ()) -> List[str]:
         """What seed() runs, for check mode."""
         dump = self.sql.dump_programs[0]
         client = self.sql.client_programs[0]
-        commands = [Statement(self.sql.reset_binary_logs).display(),
-                    self.pipeline_display(dump, client)]
+        commands = [drop_schema_statement(schema).display() for schema in drop_schemas]
+        commands += [Statement(self.sql.reset_binary_logs).display(),
+                     self.pipeline_display(dump, client)]
         if self.sql.set_gtid_position:
             commands.append(Statement(self.sql.set_gtid_position,
                                       ("<GTID position from the dump>",)).display())
@@ -151,8 +158,8 @@ class ReplicaSeeder:
 
     def seed(self, execute: Callable[[Statement], None],
              global_variables: Callable[[Tuple[str, ...]], Dict[str, str]],
-             ran: List[str]) -> None:
-        """Reset the replica's binary log, stream the dump in, set the GTID position."""
+             ran: List[str], drop_schemas: Sequence[str] = ()) -> None:
+        """Drop drop_schemas, reset the binary log, stream the dump in, set the GTID position."""
         dump, client = self.programs()
 
         def run(statement: Statement) -> None:
@@ -165,6 +172,8 @@ class ReplicaSeeder:
         for name in blocking:
             run(Statement("SET GLOBAL %s = OFF" % name))
         try:
+            for schema in drop_schemas:
+                run(drop_schema_statement(schema))
             run(Statement(self.sql.reset_binary_logs))
             position = self.stream(dump, client)
             ran.append(self.pipeline_display(dump, client))

@@ -139,10 +139,15 @@ class ReplicationSql:
     replica_gtid_position: str
     # every GTID the server applied or wrote (one text gtid.py parses)
     executed_gtid_state: str
+    # how the server's own transactions are marked in its GTIDs (gtid.py gtid_originated_by)
+    gtid_origin: str
     # returns 0 once reached, non-zero on timeout; args: (gtid position, timeout seconds)
     wait_for_gtid: str
     # None: the dump sets GTID_PURGED itself, so seeding needs no extra statement
     set_gtid_position: Optional[str]
+    # a former primary starts replicating after its own binlog position (None: GTID
+    # auto-positioning already sends the primary everything this server executed)
+    adopt_binlog_gtid_position: Optional[str]
     reset_binary_logs: str
     # where the stored replication password can be read back (query, or file in the datadir)
     stored_password_query: Optional[str]
@@ -270,8 +275,10 @@ MARIADB_10_3 = ReplicationSql(
     # seeded from a dump, or logging without log_slave_updates, applied more than it logged
     executed_gtid_state="SELECT CONCAT_WS(',', NULLIF(@@GLOBAL.gtid_binlog_state, ''), "
                         "NULLIF(@@GLOBAL.gtid_slave_pos, ''))",
+    gtid_origin="SELECT @@GLOBAL.server_id",
     wait_for_gtid="SELECT MASTER_GTID_WAIT(%s, %s)",
     set_gtid_position="SET GLOBAL gtid_slave_pos = %s",
+    adopt_binlog_gtid_position="SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos",
     reset_binary_logs="RESET MASTER",
     stored_password_query=None,
     master_info_file="master.info",
@@ -319,8 +326,10 @@ MYSQL_8_0 = ReplicationSql(
     primary_gtid_position="SELECT @@GLOBAL.gtid_executed",
     replica_gtid_position="SELECT @@GLOBAL.gtid_executed",
     executed_gtid_state="SELECT @@GLOBAL.gtid_executed",
+    gtid_origin="SELECT @@GLOBAL.server_uuid",
     wait_for_gtid="SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)",
     set_gtid_position=None,
+    adopt_binlog_gtid_position=None,
     reset_binary_logs="RESET MASTER",
     stored_password_query="SELECT User_password FROM mysql.slave_master_info WHERE Channel_name = ''",
     master_info_file=None,

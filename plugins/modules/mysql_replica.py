@@ -19,6 +19,15 @@ description:
     last error text (for example C(Access denied) or C(Can't connect)).
   - Optionally it seeds an empty replica from a consistent dump of the primary (O(seed=auto))
     and waits until the replica has applied the primary's GTID position (O(wait_for_sync)).
+  - A server with no replication configured that holds user schemas and transactions it wrote
+    itself (GTIDs with its own server ID on MariaDB, its own server UUID on MySQL), typically a
+    former primary after a switchover or failover, is joined safely. The module first reads the
+    primary's executed GTIDs and refuses, changing nothing, when this server has any transaction
+    the primary lacks (errant transactions, named in the message and in RV(errant_gtids));
+    O(seed=force) discards them by re-seeding. Otherwise replication starts right after this
+    server's own history - on MariaDB the module first sets C(gtid_slave_pos) to
+    C(gtid_binlog_pos) when the binary log is ahead of it; MySQL's GTID auto-positioning needs no
+    such step.
   - MySQL and MariaDB syntax differences come from one table per flavour and version
     (MariaDB 10.3.3+, MySQL 8.0, 8.0.22+, 8.0.23+, 8.0.26+ and 8.4+), see
     C(plugins/module_utils/replication_sql.py).
@@ -111,16 +120,20 @@ options:
         into the replica's client with binary logging off, sets the GTID position the dump was
         taken at, then configures and starts replication. The primary stays writable.
         A replica that is already configured, or holds data, is never seeded.
+      - V(force) seeds the same way whenever no replication is configured, even when the server
+        holds data - it drops every user schema first. Use it to rejoin a former primary whose
+        errant transactions are to be discarded. A configured replica is not seeded again, so a
+        second run changes nothing.
       - V(never) only configures replication; an empty replica then replays the primary's binary
         logs from the beginning, which works only if the primary still has all of them.
     type: str
-    choices: [auto, never]
+    choices: [auto, force, never]
     default: never
   seed_user:
     description:
-      - Account on the primary for the dump, required with O(seed=auto). It needs C(SELECT),
-        C(SHOW VIEW), C(TRIGGER), C(EVENT), C(LOCK TABLES), C(RELOAD) and C(BINLOG MONITOR)
-        (MariaDB) or C(REPLICATION CLIENT) (MySQL) on C(*.*).
+      - Account on the primary for the dump, required with O(seed=auto) and O(seed=force). It
+        needs C(SELECT), C(SHOW VIEW), C(TRIGGER), C(EVENT), C(LOCK TABLES), C(RELOAD) and
+        C(BINLOG MONITOR) (MariaDB) or C(REPLICATION CLIENT) (MySQL) on C(*.*).
     type: str
   seed_password:
     description:
@@ -181,6 +194,24 @@ EXAMPLES = r"""
   nospof.webstack.mysql_replica:
     login_unix_socket: /run/mysqld/mysqld.sock
     state: stopped
+
+- name: Rejoin the old primary after a switchover (refused if it has errant transactions)
+  nospof.webstack.mysql_replica:
+    login_unix_socket: /run/mysqld/mysqld.sock
+    primary_host: 10.89.20.22
+    primary_user: replication
+    primary_password: "{{ vault_mysql_replication_password }}"
+    wait_for_sync: true
+
+- name: Rejoin it discarding its errant transactions (drops its data and re-seeds it)
+  nospof.webstack.mysql_replica:
+    login_unix_socket: /run/mysqld/mysqld.sock
+    primary_host: 10.89.20.22
+    primary_user: replication
+    primary_password: "{{ vault_mysql_replication_password }}"
+    seed: force
+    seed_user: seed
+    seed_password: "{{ vault_mysql_seed_password }}"
 
 - name: Forget the primary (for example before promoting this server)
   nospof.webstack.mysql_replica:
@@ -283,6 +314,18 @@ seeded:
   returned: always
   type: bool
   sample: false
+former_primary:
+  description:
+    - Whether the server held data and transactions of its own but no replication configuration,
+      so its history was checked against the primary before it joined.
+  returned: always
+  type: bool
+  sample: false
+errant_gtids:
+  description: The transactions this server has and the primary lacks, when the module refused to join it.
+  returned: on failure, when errant transactions were found
+  type: str
+  sample: 0-1-1043
 password_updated:
   description: Whether the replication password was (in check mode, would be) sent.
   returned: always
@@ -339,7 +382,7 @@ def argument_spec() -> dict:
         primary_ssl_key=dict(type="path", no_log=False),
         primary_ssl_verify_server_cert=dict(type="bool", default=False),
         state=dict(type="str", choices=["running", "stopped", "absent"], default="running"),
-        seed=dict(type="str", choices=["auto", "never"], default="never"),
+        seed=dict(type="str", choices=["auto", "force", "never"], default="never"),
         seed_user=dict(type="str"),
         seed_password=dict(type="str", no_log=True),
         seed_timeout=dict(type="int", default=3600),
@@ -357,6 +400,7 @@ def main() -> None:
         required_if=[
             ("state", "running", ("primary_host", "primary_user")),
             ("seed", "auto", ("seed_user",)),
+            ("seed", "force", ("seed_user",)),
             ("wait_for_sync", True, ("primary_password",)),
         ],
     )

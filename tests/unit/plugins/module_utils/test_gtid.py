@@ -13,6 +13,7 @@ from ansible_collections.nospof.webstack.plugins.module_utils.gtid import (
     gtid_compare_progress,
     gtid_covers,
     gtid_missing,
+    gtid_originated_by,
     gtid_transaction_count,
     parse_gtid,
 )
@@ -167,6 +168,14 @@ def test_mysql_transaction_count():
 
 
 # Both
+
+def test_transactions_a_server_wrote():
+    assert gtid_originated_by("0-1-100,0-2-150,1-2-5", "2", MARIADB) == "0-2-150,1-2-5"
+    assert gtid_originated_by("0-1-100", 3, MARIADB) == ""
+    mysql = "%s:1-5,%s:1-3:7" % (UUID_A, UUID_B)
+    assert gtid_originated_by(mysql, UUID_B.upper(), MYSQL) == "%s:1-3:7" % UUID_B
+    assert gtid_originated_by(mysql, "00000000-0000-0000-0000-000000000000", MYSQL) == ""
+
 
 def test_parsed_positions_are_accepted_as_they_are():
     state = parse_gtid("0-1-5", MARIADB)

@@ -18,11 +18,13 @@ from ansible_collections.nospof.webstack.plugins.module_utils.replica import (
     ReplicaManager,
     ReplicaRequest,
     ReplicaStatus,
+    ServerHistory,
     SourceSettings,
     password_from_master_info,
     password_needs_update,
     plan_replica,
 )
+from ansible_collections.nospof.webstack.plugins.module_utils.replica_seed import ReplicaSeeder
 from ansible_collections.nospof.webstack.plugins.module_utils.replication_sql import Statement
 
 MARIADB = table.MARIADB_10_5
@@ -208,6 +210,9 @@ class FakeReplica:
     def has_user_schemas(self) -> bool:
         return True
 
+    def executed_gtid_state(self) -> str:
+        return ""
+
     def execute(self, statement: Statement) -> None:
         self.executed.append(statement.display())
 
@@ -364,3 +369,145 @@ def test_primary_reachability_check_uses_tcp(closed_port: int):
 
     with pytest.raises(ReplicaError, match="Cannot reach the primary 127.0.0.1:%d" % closed_port):
         PrimaryServer(settings, MARIADB).check_reachable()
+
+
+# A server with data but no replication configured: a former primary joins a new one.
+
+FORMER_PRIMARY = ServerHistory(holds_data=True, executed="0-1-50,0-2-10", originated="0-1-50",
+                               binlog_ahead_of_applied=True)
+
+
+def test_former_primary_adopts_its_binlog_position_before_the_source_change():
+    plan = plan_replica(REQUEST, ABSENT, MARIADB, history=FORMER_PRIMARY)
+
+    assert plan.former_primary and not plan.seed
+    assert [statement.display() for statement in plan.statements][:1] == [
+        "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"]
+    assert kinds(plan) == ["SET", "CHANGE", "START"]
+
+
+@pytest.mark.parametrize("history, sql", [
+    (replace(FORMER_PRIMARY, binlog_ahead_of_applied=False), MARIADB),  # a former replica
+    (FORMER_PRIMARY, table.MYSQL_8_4),  # auto-positioning needs no start position
+])
+def test_former_primary_keeps_its_start_position_when_nothing_to_adopt(history, sql):
+    plan = plan_replica(REQUEST, ABSENT, sql, history=history)
+
+    assert plan.former_primary and kinds(plan) == ["CHANGE", "START"]
+
+
+@pytest.mark.parametrize("history, status, expected", [
+    (ServerHistory(holds_data=True), ABSENT, False),  # data, no GTID history
+    (ServerHistory(holds_data=True, executed="0-2-9"), ABSENT, False),  # a former replica
+    (ServerHistory(executed="0-1-5", originated="0-1-5"), ABSENT, False),
+    (FORMER_PRIMARY, STOPPED, False),  # already configured
+    (None, ABSENT, False),
+])
+def test_only_an_unconfigured_server_with_data_and_history_is_a_former_primary(history, status, expected):
+    assert plan_replica(REQUEST, status, MARIADB, "pw", history=history).former_primary is expected
+
+
+@pytest.mark.parametrize("status, empty, expected", [
+    (ABSENT, False, True),
+    (ABSENT, True, True),
+    (STOPPED, False, False),
+])
+def test_seed_force_seeds_any_unconfigured_server(status, empty, expected):
+    plan = plan_replica(replace(REQUEST, seed="force"), status, MARIADB, "pw",
+                        replica_is_empty=empty, history=FORMER_PRIMARY)
+
+    assert plan.seed is expected and not plan.former_primary
+
+
+class FormerPrimary(FakeReplica):
+    """An unconfigured server (server_id 1) that holds data and its own GTID history."""
+
+    def __init__(self, executed: str = "0-1-50", binlog: str = "0-1-50", applied: str = "") -> None:
+        super().__init__([ABSENT])
+        self.positions = (executed, binlog, applied)
+
+    def query_value(self, query: str) -> str:
+        assert query == MARIADB.gtid_origin
+        return "1"
+
+    def executed_gtid_state(self) -> str:
+        return self.positions[0]
+
+    def binlog_gtid_position(self) -> str:
+        return self.positions[1]
+
+    def applied_gtid_position(self) -> str:
+        return self.positions[2]
+
+    def user_schemas(self) -> list[str]:
+        return ["app", "odd`name"]
+
+
+class NewPrimary(FakePrimary):
+    settings = MysqlConnectionSettings(host="10.0.0.1", port=3306)
+
+    def __init__(self, executed: str = "0-1-50,0-2-60", readable: bool = True) -> None:
+        super().__init__(position=executed)
+        self.executed = executed
+        self.readable = readable
+
+    def executed_gtid_state(self) -> str:
+        if not self.readable:
+            raise ReplicaError("Cannot read the primary's GTID history: Access denied")
+        return self.executed
+
+
+def test_former_primary_with_errant_transactions_is_refused_naming_them():
+    replica = FormerPrimary(executed="0-1-51,0-2-3")
+
+    for check_mode in (True, False):
+        with pytest.raises(ReplicaError, match=r"errant GTIDs: 0-1-51\).*seed=force") as failure:
+            manager(replica, NewPrimary())[0].ensure(REQUEST, check_mode=check_mode)
+        assert failure.value.result["errant_gtids"] == "0-1-51"
+        assert failure.value.result["changed"] is False and failure.value.result["commands"] == []
+    assert replica.executed == []
+
+
+def test_former_primary_whose_history_the_primary_has_joins_from_its_own_position():
+    replica = FormerPrimary()
+    replica.statuses = [ABSENT, RUNNING]
+
+    result = manager(replica, NewPrimary())[0].ensure(REQUEST)
+
+    assert result["former_primary"] and result["changed"]
+    assert replica.executed[0] == "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"
+    assert [command.split(" ")[0] for command in replica.executed] == ["SET", "CHANGE", "START"]
+
+
+def test_former_primary_is_not_joined_when_the_primary_history_is_unreadable():
+    replica = FormerPrimary()
+
+    with pytest.raises(ReplicaError, match="must be checked against the primary.*Access denied"
+                                           ".*Nothing was changed"):
+        manager(replica, NewPrimary(readable=False))[0].ensure(REQUEST)
+    assert replica.executed == []
+
+
+def test_seed_force_check_mode_plans_to_drop_the_user_schemas_first():
+    replica = FormerPrimary(executed="0-1-51")
+    settings = MysqlConnectionSettings(host="10.0.0.1", user="seeder")
+    seeder = ReplicaSeeder(MARIADB, settings, settings, 30)
+    clock = FakeClock()
+    run = ReplicaManager(replica, NewPrimary(), seeder, clock=clock, sleep=clock.sleep)
+
+    result = run.ensure(replace(REQUEST, seed="force"), check_mode=True)
+
+    assert result["changed"] and result["seeded"] and not result["former_primary"]
+    assert result["commands"][:3] == ["DROP DATABASE `app`", "DROP DATABASE `odd``name`",
+                                      "RESET MASTER"]
+    assert replica.executed == []
+
+
+def test_a_former_replica_that_wrote_nothing_joins_without_a_history_check():
+    replica = FormerPrimary(executed="0-2-60", binlog="0-2-60", applied="0-2-60")
+    replica.statuses = [ABSENT, RUNNING]
+
+    result = manager(replica, NewPrimary(readable=False))[0].ensure(REQUEST)
+
+    assert not result["former_primary"]
+    assert [command.split(" ")[0] for command in replica.executed] == ["CHANGE", "START"]

@@ -166,3 +166,16 @@ def test_planned_commands_for_check_mode():
     assert planned[0] == Statement("RESET MASTER").display()
     assert planned[1].startswith("mariadb-dump") and " | mariadb " in planned[1]
     assert planned[2] == "SET GLOBAL gtid_slave_pos = '<GTID position from the dump>'"
+
+
+def test_seed_force_drops_the_user_schemas_before_the_reset(tmp_path):
+    seeder = seeder_with(tmp_path, DUMP_WRITES_TEXT, CLIENT_SAVES_INPUT, sql=table.MYSQL_8_4)
+    executed: list[str] = []
+
+    seeder.seed(lambda statement: executed.append(statement.display()),
+                lambda names: {name: "ON" for name in names}, [], drop_schemas=["app", "a`b"])
+
+    assert executed == ["SET GLOBAL super_read_only = OFF", "DROP DATABASE `app`",
+                        "DROP DATABASE `a``b`", "RESET BINARY LOGS AND GTIDS",
+                        "SET GLOBAL super_read_only = ON"]
+    assert seeder.planned_commands(["app"])[:2] == ["DROP DATABASE `app`", "RESET BINARY LOGS AND GTIDS"]

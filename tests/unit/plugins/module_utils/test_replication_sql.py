@@ -29,6 +29,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mariadb-dump",
         gtid_format="mariadb",
+        gtid_origin="SELECT @@GLOBAL.server_id",
+        adopt_position="SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos",
         executed_gtid=("SELECT CONCAT_WS(',', NULLIF(@@GLOBAL.gtid_binlog_state, ''), "
                        "NULLIF(@@GLOBAL.gtid_slave_pos, ''))"),
         gtid_disabled="No", semi_sync_clients="Rpl_semi_sync_master_clients",
@@ -49,6 +51,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mariadb-dump",
         gtid_format="mariadb",
+        gtid_origin="SELECT @@GLOBAL.server_id",
+        adopt_position="SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos",
         executed_gtid=("SELECT CONCAT_WS(',', NULLIF(@@GLOBAL.gtid_binlog_state, ''), "
                        "NULLIF(@@GLOBAL.gtid_slave_pos, ''))"),
         gtid_disabled="No", semi_sync_clients="Rpl_semi_sync_master_clients",
@@ -70,6 +74,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        gtid_origin="SELECT @@GLOBAL.server_uuid",
+        adopt_position=None,
         executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
         semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
@@ -90,6 +96,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        gtid_origin="SELECT @@GLOBAL.server_uuid",
+        adopt_position=None,
         executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
         semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
@@ -110,6 +118,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_slave_enabled", dump_position="--master-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        gtid_origin="SELECT @@GLOBAL.server_uuid",
+        adopt_position=None,
         executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
         semi_sync_clients="Rpl_semi_sync_master_clients",
     ),
@@ -130,6 +140,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_replica_enabled", dump_position="--source-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        gtid_origin="SELECT @@GLOBAL.server_uuid",
+        adopt_position=None,
         executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
         semi_sync_clients="Rpl_semi_sync_source_clients",
     ),
@@ -150,6 +162,8 @@ EXPECTED_ROWS = {
         semi_sync_replica="rpl_semi_sync_replica_enabled", dump_position="--source-data=2",
         dump_program="mysqldump",
         gtid_format="mysql",
+        gtid_origin="SELECT @@GLOBAL.server_uuid",
+        adopt_position=None,
         executed_gtid="SELECT @@GLOBAL.gtid_executed", gtid_disabled="0",
         semi_sync_clients="Rpl_semi_sync_source_clients",
     ),
@@ -207,6 +221,21 @@ def test_row_gtid_fields(label):
     assert row.executed_gtid_state == expected["executed_gtid"]
     assert row.gtid_mode_disabled == expected["gtid_disabled"]
     assert row.semi_sync.primary_clients == expected["semi_sync_clients"]
+    assert row.adopt_binlog_gtid_position == expected["adopt_position"]
+    assert row.gtid_origin == expected["gtid_origin"]
+
+
+@pytest.mark.parametrize("row", table.REPLICATION_SQL_TABLE, ids=lambda row: row.label)
+def test_every_row_lists_an_accounts_other_sessions(row):
+    assert row.user_sessions_query == (
+        "SELECT ID AS id FROM information_schema.PROCESSLIST "
+        "WHERE USER = %s AND ID <> CONNECTION_ID() ORDER BY ID")
+
+
+@pytest.mark.parametrize("row", table.REPLICATION_SQL_TABLE, ids=lambda row: row.label)
+def test_a_former_primary_adopts_its_position_only_without_auto_positioning(row):
+    # MariaDB replicates from gtid_slave_pos; MySQL's auto-position sends what gtid_executed lacks
+    assert (row.adopt_binlog_gtid_position is None) == (row.gtid_format == "mysql")
 
 
 @pytest.mark.parametrize("row", table.REPLICATION_SQL_TABLE, ids=lambda row: row.label)
