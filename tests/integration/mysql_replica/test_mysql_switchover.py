@@ -12,6 +12,8 @@ import pytest
 from mariadb_lab import (
     APP_PASSWORD,
     APP_USER,
+    SEED_PASSWORD,
+    SEED_USER,
     FollowingWriter,
     MariadbServer,
     free_port,
@@ -150,6 +152,7 @@ def test_switchover_under_writes(primary, replication):
                                        kill_user_sessions=[APP_USER])
         assert primary.value("SELECT @@read_only") == 0
         fenced = primary_role(primary, state="fenced", kill_user_sessions=[APP_USER])
+        fenced_position = primary.value("SELECT @@gtid_binlog_pos")
         promote_predicted = primary_role(new_primary, check=True, state="present",
                                          wait_for_gtid=fenced.result.get("gtid_binlog_position"))
         assert new_primary.replica_status() is not None
@@ -159,6 +162,13 @@ def test_switchover_under_writes(primary, replication):
         writer.wait_for_commits(new_primary, 20)
         fenced_again = primary_role(primary, state="fenced", kill_user_sessions=[APP_USER])
         promoted_again = primary_role(new_primary, state="present")
+        rejoin = replica_args(primary, new_primary)
+        rejoin_predicted = run_module(rejoin, check=True)
+        assert primary.replica_status() is None
+        rejoined = run_module(rejoin)
+        writer.wait_for_commits(new_primary, writer.committed[new_primary.name] + 20)
+    synced = run_module(dict(rejoin, wait_for_sync=True))
+    rejoined_again = run_module(rejoin)
 
     assert fence_predicted.changed and not fence_predicted.failed
     assert fence_predicted.result["commands"][:2] == [
@@ -170,7 +180,7 @@ def test_switchover_under_writes(primary, replication):
         "read_only": True, "read_only_variables": {"read_only": "ON"},
         "replica_configured": False, "semi_sync_primary_enabled": False,
         "semi_sync_replica_enabled": False}
-    assert fenced.result["gtid_binlog_position"] == primary.value("SELECT @@gtid_binlog_pos")
+    assert fenced.result["gtid_binlog_position"] == fenced_position
     assert any("read-only" in error for error in writer.errors)
     assert promote_predicted.changed and promote_predicted.result["after"]["read_only"] is False
     assert not promoted.failed, promoted.result.get("msg")
@@ -185,3 +195,56 @@ def test_switchover_under_writes(primary, replication):
     before_switch = "SELECT COUNT(*) FROM app.items WHERE note = 'before the switch'"
     assert new_primary.value(before_switch) == primary.value(before_switch)
     assert new_primary.value(before_switch) >= writer.committed[primary.name]
+    assert rejoin_predicted.changed and rejoin_predicted.result["former_primary"]
+    assert [command.split(" = ")[0] for command in rejoin_predicted.result["commands"]] == [
+        "SET GLOBAL gtid_slave_pos", "CHANGE MASTER TO MASTER_HOST", "START REPLICA"]
+    assert rejoin_predicted.result["commands"][0] == (
+        "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
+    assert not rejoined.failed, rejoined.result.get("msg")
+    assert rejoined.changed and rejoined.result["former_primary"]
+    assert (rejoined.result["io_thread"], rejoined.result["sql_thread"]) == ("Yes", "Yes")
+    assert not synced.failed, synced.result.get("msg")
+    assert not synced.changed
+    assert not rejoined_again.changed and rejoined_again.result["commands"] == []
+    after_switch = "SELECT COUNT(*) FROM app.items WHERE note = 'after the switch'"
+    assert primary.value(after_switch) == new_primary.value(after_switch)
+    assert primary.value(after_switch) >= writer.committed[new_primary.name]
+    checksum = "SELECT COUNT(*) AS n, SUM(id) AS ids FROM app.items"
+    assert primary.sql(checksum) == new_primary.sql(checksum)
+
+
+def test_errant_write_on_the_old_primary_is_refused_then_seed_force_recovers(primary, replication):
+    old_primary, new_primary = primary, replication
+    join = replica_args(old_primary, new_primary)
+    force = dict(join, seed="force", seed_user=SEED_USER, seed_password=SEED_PASSWORD)
+    detached = run_module({"login_unix_socket": old_primary.socket, "state": "absent"})
+    old_primary.sql("INSERT INTO app.items (note) VALUES ('errant')")
+    errant_gtid = old_primary.value("SELECT @@gtid_binlog_pos")
+    new_primary.sql("INSERT INTO app.items (note) VALUES ('after the errant write')")
+
+    refused = run_module(join)
+    refusal_predicted = run_module(join, check=True)
+    force_predicted = run_module(force, check=True)
+    errant_rows = "SELECT COUNT(*) FROM app.items WHERE note = 'errant'"
+    assert old_primary.value(errant_rows) == 1 and old_primary.replica_status() is None
+    forced = run_module(force)
+    synced = run_module(dict(join, wait_for_sync=True))
+    forced_again = run_module(force)
+
+    assert detached.changed and errant_gtid.startswith("0-1-")
+    for run in (refused, refusal_predicted):
+        assert run.failed and not run.changed and run.result["commands"] == []
+        assert f"errant GTIDs: {errant_gtid}" in run.result["msg"]
+        assert "seed=force" in run.result["msg"]
+        assert run.result["errant_gtids"] == errant_gtid
+    assert force_predicted.changed and force_predicted.result["seeded"]
+    assert force_predicted.result["commands"][:2] == ["DROP DATABASE `app`", "RESET MASTER"]
+    assert not forced.failed, forced.result.get("msg")
+    assert forced.changed and forced.result["seeded"] and not forced.result["former_primary"]
+    assert SEED_PASSWORD not in forced.output
+    assert not synced.failed, synced.result.get("msg")
+    assert not forced_again.changed and not forced_again.result["seeded"]
+    assert old_primary.value(errant_rows) == 0
+    checksum = "SELECT COUNT(*) AS n, SUM(id) AS ids FROM app.items"
+    assert old_primary.sql(checksum) == new_primary.sql(checksum)
+    assert old_primary.value("SELECT COUNT(*) FROM app.items WHERE note = 'after the errant write'") == 1
