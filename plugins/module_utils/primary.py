@@ -27,6 +27,7 @@ from ansible_collections.nospof.webstack.plugins.module_utils.replica import (
     ReplicaStatus,
     open_server,
 )
+from ansible_collections.nospof.webstack.plugins.module_utils.replication_info import switch_value
 from ansible_collections.nospof.webstack.plugins.module_utils.replication_sql import (
     ReplicationSql,
     Statement,
@@ -153,10 +154,6 @@ def plan_primary(request: PrimaryRequest, before: RoleSettings, replica: Replica
     return plan
 
 
-def _switch(value: Optional[str]) -> Optional[bool]:
-    return None if value is None else value.upper() in ("ON", "1")
-
-
 class PrimaryManager:
     """Plans and applies a PrimaryRequest on one server, and builds the module result."""
 
@@ -171,11 +168,11 @@ class PrimaryManager:
         variables = self.server.global_variables(
             sql.read_only_variables + (sql.semi_sync.primary_enabled, sql.semi_sync.replica_enabled))
         settings = RoleSettings(
-            read_only_variables={name: "ON" if _switch(variables[name]) else "OFF"
+            read_only_variables={name: "ON" if switch_value(variables[name]) else "OFF"
                                  for name in sql.read_only_variables if name in variables},
             replica_configured=status.configured,
-            semi_sync_primary=_switch(variables.get(sql.semi_sync.primary_enabled)),
-            semi_sync_replica=_switch(variables.get(sql.semi_sync.replica_enabled)),
+            semi_sync_primary=switch_value(variables.get(sql.semi_sync.primary_enabled)),
+            semi_sync_replica=switch_value(variables.get(sql.semi_sync.replica_enabled)),
         )
         return settings, status
 
@@ -193,8 +190,9 @@ class PrimaryManager:
         sessions = self.user_session_ids(request.kill_user_sessions) if request.state == "fenced" else []
         plan = plan_primary(request, before, status, self.server.sql, sessions)
         if check_mode:
-            return self.result(request, before, plan.after, plan.statements + plan.kills,
-                               plan.changed, len(plan.kills), None)
+            planned = [statement.display() for statement in plan.statements + plan.kills]
+            return self.result(request, before, plan.after, planned, plan.changed,
+                               len(plan.kills), None)
         received = None
         if request.state == "present":
             received = self.wait_before_promotion(request, status)
@@ -243,16 +241,14 @@ class PrimaryManager:
             return position
 
     def result(self, request: PrimaryRequest, before: RoleSettings, after: Optional[RoleSettings],
-               commands: Sequence[Any], changed: bool, killed: int,
+               commands: List[str], changed: bool, killed: int,
                received: Optional[str]) -> Dict[str, Any]:
         """The module result."""
-        shown = [command.display() if isinstance(command, Statement) else command
-                 for command in commands]
         after_dict = (after or before).as_dict()
         return {
             "changed": changed,
             "state": request.state,
-            "commands": shown,
+            "commands": commands,
             "before": before.as_dict(),
             "after": after_dict,
             "sessions_killed": killed,

@@ -28,7 +28,7 @@ INFO_KEYS = ("reachable", "error", "version", "flavour", "server_id", "read_only
              "gtid_applied", "replica", "semi_sync", "has_user_schemas")
 
 
-def _switch(value: Optional[str]) -> Optional[bool]:
+def switch_value(value: Optional[str]) -> Optional[bool]:
     """ON/OFF (or 1/0) as a bool; None when the variable does not exist."""
     if value is None:
         return None
@@ -63,7 +63,7 @@ class ReplicationInfoReader:
     def read_only_variables(self) -> Dict[str, str]:
         """The row's read-only variables that exist, as ON/OFF."""
         values = self.server.global_variables(self.server.sql.read_only_variables)
-        return {name: "ON" if _switch(values[name]) else "OFF"
+        return {name: "ON" if switch_value(values[name]) else "OFF"
                 for name in self.server.sql.read_only_variables if name in values}
 
     def replica(self) -> Optional[Dict[str, Any]]:
@@ -94,11 +94,11 @@ class ReplicationInfoReader:
         status = self.server.global_status(
             (names.primary_status, names.primary_clients, names.replica_status))
         return {
-            "primary_enabled": _switch(variables.get(names.primary_enabled)),
-            "primary_active": _switch(status.get(names.primary_status)),
+            "primary_enabled": switch_value(variables.get(names.primary_enabled)),
+            "primary_active": switch_value(status.get(names.primary_status)),
             "primary_clients": _number(status.get(names.primary_clients)),
-            "replica_enabled": _switch(variables.get(names.replica_enabled)),
-            "replica_active": _switch(status.get(names.replica_status)),
+            "replica_enabled": switch_value(variables.get(names.replica_enabled)),
+            "replica_active": switch_value(status.get(names.replica_status)),
         }
 
     def read(self) -> Dict[str, Any]:
