@@ -51,7 +51,10 @@ _value:
   type: dict
 """
 
-from ansible_collections.nospof.webstack.plugins.module_utils.db_topology import analyse_topology
+from ansible_collections.nospof.webstack.plugins.module_utils.db_topology import (
+    analyse_topology,
+    promoted_topology,
+)
 
 
 def db_topology(servers, inventory_primary, max_lag_seconds=10, semi_sync_expected=True):
@@ -60,8 +63,13 @@ def db_topology(servers, inventory_primary, max_lag_seconds=10, semi_sync_expect
                             bool(semi_sync_expected))
 
 
+def db_topology_promote(topology, new_primary, replicas, fenced=None):
+    """The topology once new_primary takes the writes and replicas follow it."""
+    return promoted_topology(dict(topology), new_primary, list(replicas), list(fenced or []))
+
+
 class FilterModule:
-    """nospof.webstack database topology filter."""
+    """nospof.webstack database topology filters."""
 
     def filters(self):
-        return {"db_topology": db_topology}
+        return {"db_topology": db_topology, "db_topology_promote": db_topology_promote}

@@ -233,6 +233,7 @@ class TopologyAnalysis:
             "primary_address": self.servers[host].address if host in self.servers else None,
             "primary_state": primary["state"],
             "roles": roles,
+            "addresses": {name: self.servers[name].address for name in self.order},
             "replicas": [name for name in self.order if roles[name] == REPLICA],
             "replica_addresses": [self.servers[name].address for name in self.order
                                   if roles[name] == REPLICA],
@@ -253,3 +254,26 @@ def analyse_topology(servers: List[Dict[str, Any]], inventory_primary: str,
              for item in servers]
     return TopologyAnalysis(views, inventory_primary, max_lag_seconds,
                             semi_sync_expected).analyse()
+
+
+def promoted_topology(topology: Dict[str, Any], new_primary: str, replicas: List[str],
+                      fenced: Optional[List[str]] = None) -> Dict[str, Any]:
+    """The topology once new_primary takes the writes and replicas follow it."""
+    addresses = topology.get("addresses") or {}
+    roles = dict(topology.get("roles") or {})
+    fenced_hosts = sorted(set(topology.get("fenced") or []) | set(fenced or []))
+    roles.update({host: REPLICA for host in replicas})
+    roles.update({host: FENCED for host in fenced_hosts})
+    roles[new_primary] = PRIMARY
+    result = dict(topology)
+    result.update({
+        "primary": new_primary,
+        "primary_address": addresses.get(new_primary, new_primary),
+        "primary_state": "writable",
+        "roles": roles,
+        "replicas": list(replicas),
+        "replica_addresses": [addresses.get(host, host) for host in replicas],
+        "fenced": fenced_hosts,
+        "failover_candidate": None,
+    })
+    return result

@@ -111,3 +111,15 @@ def test_a_replica_of_another_server_is_a_stray_and_an_empty_server_is_new():
     topology = analyse_topology(servers, "db1")
     assert topology["roles"] == {"db1": "primary", "db2": "stray", "db3": "new"}
     assert topology["unsafe"] == []
+
+
+def test_a_promoted_topology_names_the_new_primary_its_replicas_and_the_fenced():
+    from ansible_collections.nospof.webstack.plugins.module_utils.db_topology import promoted_topology
+    servers = [entry("db1", unreachable=True), entry("db2", server(source="10.0.0.31")),
+               entry("db3", server(source="10.0.0.31"))]
+    after = promoted_topology(analyse_topology(servers, "db1"), "db2", ["db3"], fenced=["db1"])
+    assert after["primary"] == "db2"
+    assert after["primary_address"] == "10.0.0.32"
+    assert after["replica_addresses"] == ["10.0.0.33"]
+    assert after["roles"] == {"db1": "fenced", "db2": "primary", "db3": "replica"}
+    assert after["fenced"] == ["db1"]
