@@ -165,6 +165,22 @@ def priority_equal_on_both(inventory: Inventory) -> None:
     hosts_of(inventory, "loadbalancers")["lb1"]["keepalived_priority"] = 100
 
 
+def admin_cidr_malformed(inventory: Inventory) -> None:
+    site_vars(inventory)["firewall_admin_cidrs"] = ["192.0.2.0/24", "10.0.0.300/24"]
+
+
+def admin_cidrs_not_a_list(inventory: Inventory) -> None:
+    site_vars(inventory)["firewall_admin_cidrs"] = "192.0.2.0/24"
+
+
+def admin_cidr_with_host_bits_on_one_host(inventory: Inventory) -> None:
+    hosts_of(inventory, "loadbalancers")["lb1"]["firewall_admin_cidrs"] = ["192.0.2.7/24"]
+
+
+def extra_rule_without_source(inventory: Inventory) -> None:
+    site_vars(inventory)["firewall_extra_rules"] = [{"port": 9200, "comment": "search API"}]
+
+
 BAD_CASES = [
     BadCase("no-webservers", no_webservers, ("Group webservers has no host",)),
     BadCase(
@@ -314,6 +330,32 @@ BAD_CASES = [
         priority_equal_on_both,
         ("keepalived_priority is 100 on both lb1 and lb2",),
     ),
+    BadCase(
+        "admin-cidr-malformed",
+        admin_cidr_malformed,
+        (
+            "firewall_admin_cidrs holds 10.0.0.300/24, which is not an IPv4 or IPv6 address or network"
+            " in CIDR form (on lb1, lb2, web1, web2, db1, db2, db3)",
+        ),
+    ),
+    BadCase(
+        "admin-cidrs-not-a-list",
+        admin_cidrs_not_a_list,
+        ("firewall_admin_cidrs is 192.0.2.0/24, not a list",),
+    ),
+    BadCase(
+        "admin-cidr-host-bits",
+        admin_cidr_with_host_bits_on_one_host,
+        (
+            "firewall_admin_cidrs holds 192.0.2.7/24, which has host bits set: write 192.0.2.0/24"
+            " for the network or 192.0.2.7 for the one address (on lb1)",
+        ),
+    ),
+    BadCase(
+        "extra-rule-without-source",
+        extra_rule_without_source,
+        ("firewall_extra_rules[0] has neither from_cidrs nor from_groups",),
+    ),
 ]
 
 
@@ -344,12 +386,22 @@ def with_boundary_values(inventory: Inventory) -> None:
     hosts_of(inventory, "db_replicas")["db3"]["mysql_server_id"] = 4294967295
 
 
+def with_firewall_variables(inventory: Inventory) -> None:
+    site_vars(inventory)["firewall_admin_cidrs"] = ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
+    site_vars(inventory)["firewall_extra_rules"] = [
+        {"port": [9200, 9300], "from_groups": ["monitoring"], "comment": "search API"},
+        {"port": 161, "proto": "udp", "from_cidrs": ["203.0.113.0/24"], "comment": "SNMP from the NOC"},
+    ]
+
+
 def unchanged(inventory: Inventory) -> None:
     """Keep the good inventory as it is."""
 
 
 @pytest.mark.parametrize(
-    "adjust", [unchanged, with_boundary_values], ids=["base", "boundary-values"]
+    "adjust",
+    [unchanged, with_boundary_values, with_firewall_variables],
+    ids=["base", "boundary-values", "firewall-variables"],
 )
 def test_good_inventory_passes(
     adjust: Callable[[Inventory], None],
