@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf '[setup-host] %s\n' "$*"; }
 
 host_packages=(debootstrap graphviz make openssh-client python3-venv rsync git
-               busybox-static apt-cacher-ng curl shellcheck
+               busybox-static apt-cacher-ng curl shellcheck nftables
                # real daemons for the module and app tests on loopback
                mariadb-server mariadb-client haproxy)
 
