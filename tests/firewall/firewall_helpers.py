@@ -103,7 +103,7 @@ def start_render(inventory: Path, output: Path, *extra: str) -> subprocess.Popen
 
 def finish_render(process: subprocess.Popen) -> tuple[int, str]:
     """Wait for a started render: its exit status and output."""
-    output, _ = process.communicate(timeout=300)
+    output = process.communicate(timeout=300)[0]
     return process.returncode, output
 
 

@@ -34,12 +34,11 @@ def serve(ports: list[int]) -> None:
 
     def accept_forever(listener: socket.socket) -> None:
         while True:
-            connection, _ = listener.accept()
-            connection.close()
+            listener.accept()[0].close()
 
     def receive_vrrp() -> None:
         while True:
-            packet, (source, _) = vrrp.recvfrom(2048)
+            packet, (source, *_port) = vrrp.recvfrom(2048)
             header_length = (packet[0] & 0x0F) * 4
             print(f"vrrp {source} {packet[header_length:].decode(errors='replace')}", flush=True)
 
@@ -87,11 +86,11 @@ def icmp_echo(source: str, destination: str) -> str:
         while (remaining := deadline - time.monotonic()) > 0:
             client.settimeout(remaining)
             try:
-                answer, (sender, _) = client.recvfrom(2048)
+                answer, (sender, *_port) = client.recvfrom(2048)
             except socket.timeout:
                 break
             header_length = (answer[0] & 0x0F) * 4
-            kind, _, _, answer_id, _ = struct.unpack("!BBHHH", answer[header_length:header_length + 8])
+            kind, _code, _checksum, answer_id, _sequence = struct.unpack("!BBHHH", answer[header_length:header_length + 8])
             if sender == destination and kind == 0 and answer_id == identifier:
                 return "reply"
     return "timeout"

@@ -60,8 +60,9 @@ def test_every_ruleset_passes_nft_check(lab_rendered: Rendered, nft_in_namespace
         run("unshare", "--net", "nft", "-c", "-f", str(lab_rendered.ruleset_file(host)))
 
 
-def test_a_reload_replaces_our_table_and_keeps_every_other_table(lab_rendered: Rendered,
-                                                                   nft_in_namespaces: None) -> None:
+def test_a_reload_replaces_our_table_and_keeps_every_other_table(
+    lab_rendered: Rendered, nft_in_namespaces: None,
+) -> None:
     db, lb = lab_rendered.view.hosts("databases")[0], lab_rendered.view.hosts("loadbalancers")[0]
     other_tools = (
         "nft add table ip podman_like\n"
@@ -98,16 +99,18 @@ def test_loopback_conntrack_icmp_and_neighbour_discovery_are_always_accepted(
             assert needed in listed, f"{host}: no accept rule matching {needed}"
 
 
-def test_only_the_load_balancers_public_ports_are_open_to_anyone(lab_rendered: Rendered,
-                                                                  lab_rulesets: dict[str, Ruleset]) -> None:
+def test_only_the_load_balancers_public_ports_are_open_to_anyone(
+    lab_rendered: Rendered, lab_rulesets: dict[str, Ruleset],
+) -> None:
     for host, ruleset in lab_rulesets.items():
         public = {port for rule in ruleset.service_rules() if rule.sources is None for port in rule.ports}
         expected = {80, 443} if in_group(lab_rendered, host, "loadbalancers") else set()
         assert public == expected, host
 
 
-def test_mysql_only_from_the_web_nodes_and_the_other_databases(lab_rendered: Rendered,
-                                                                lab_rulesets: dict[str, Ruleset]) -> None:
+def test_mysql_only_from_the_web_nodes_and_the_other_databases(
+    lab_rendered: Rendered, lab_rulesets: dict[str, Ruleset],
+) -> None:
     view = lab_rendered.view
     for host, ruleset in lab_rulesets.items():
         if host in view.hosts("databases"):
@@ -128,16 +131,18 @@ def test_vrrp_only_from_the_peer_load_balancer(lab_rendered: Rendered, lab_rules
             assert ruleset.sources_for("vrrp") == set(), host
 
 
-def test_nginx_only_from_the_load_balancers_and_their_vip(lab_rendered: Rendered,
-                                                           lab_rulesets: dict[str, Ruleset]) -> None:
+def test_nginx_only_from_the_load_balancers_and_their_vip(
+    lab_rendered: Rendered, lab_rulesets: dict[str, Ruleset],
+) -> None:
     view = lab_rendered.view
     for host in view.hosts("webservers"):
         expected = view.addresses_of("loadbalancers") | networks(view.vip)
         assert collapsed(lab_rulesets[host].sources_for("tcp", 80)) == collapsed(expected), host
 
 
-def test_scrape_ports_only_from_the_monitoring_hosts(lab_rendered: Rendered,
-                                                     lab_rulesets: dict[str, Ruleset]) -> None:
+def test_scrape_ports_only_from_the_monitoring_hosts(
+    lab_rendered: Rendered, lab_rulesets: dict[str, Ruleset],
+) -> None:
     monitoring = lab_rendered.view.addresses_of("monitoring")
     for host, ruleset in lab_rulesets.items():
         for group, ports in SCRAPE_PORTS.items():
@@ -151,8 +156,9 @@ def test_ssh_from_the_admin_networks_and_the_controller_only(lab_rulesets: dict[
         assert collapsed(ruleset.sources_for("tcp", 22)) == collapsed(ADMIN_SOURCES), host
 
 
-def test_monitoring_uis_from_the_admin_networks_and_the_controller(lab_rendered: Rendered,
-                                                                     lab_rulesets: dict[str, Ruleset]) -> None:
+def test_monitoring_uis_from_the_admin_networks_and_the_controller(
+    lab_rendered: Rendered, lab_rulesets: dict[str, Ruleset],
+) -> None:
     view = lab_rendered.view
     for host, ruleset in lab_rulesets.items():
         on_host = host in view.hosts("monitoring")
@@ -163,8 +169,9 @@ def test_monitoring_uis_from_the_admin_networks_and_the_controller(lab_rendered:
             assert collapsed(ruleset.sources_for("tcp", port)) == collapsed(expected), f"{host} port {port}"
 
 
-def test_monitoring_hosts_reach_each_other_for_alerts_and_gossip(lab_rendered: Rendered,
-                                                                  lab_rulesets: dict[str, Ruleset]) -> None:
+def test_monitoring_hosts_reach_each_other_for_alerts_and_gossip(
+    lab_rendered: Rendered, lab_rulesets: dict[str, Ruleset],
+) -> None:
     view = lab_rendered.view
     assert len(view.hosts("monitoring")) >= 2, "the test inventory adds two monitoring hosts"
     for host, ruleset in lab_rulesets.items():
@@ -173,8 +180,9 @@ def test_monitoring_hosts_reach_each_other_for_alerts_and_gossip(lab_rendered: R
         assert collapsed(ruleset.sources_for("udp", 9094)) == collapsed(peers), host
 
 
-def test_an_extra_rule_opens_its_ports_to_its_cidrs_and_groups(lab_rendered: Rendered,
-                                                               lab_rulesets: dict[str, Ruleset]) -> None:
+def test_an_extra_rule_opens_its_ports_to_its_cidrs_and_groups(
+    lab_rendered: Rendered, lab_rulesets: dict[str, Ruleset],
+) -> None:
     view = lab_rendered.view
     for host, ruleset in lab_rulesets.items():
         on_host = host in view.hosts("databases")
@@ -217,8 +225,9 @@ def test_dropped_packets_are_logged_only_where_asked_and_rate_limited(lab_rulese
 # ---- other inventories and a second run ------------------------------------------------------
 
 
-def test_without_a_monitoring_group_nothing_is_opened_for_scrapes(second_renders: SecondRenders,
-                                                                   nft_in_namespaces: None) -> None:
+def test_without_a_monitoring_group_nothing_is_opened_for_scrapes(
+    second_renders: SecondRenders, nft_in_namespaces: None,
+) -> None:
     returncode, log = second_renders.no_monitoring
     assert returncode == 0, log
     for host in ("lb1", "lb2", "web1", "db1"):
@@ -289,8 +298,9 @@ def tcp(probe_id: str, source: str, port: int) -> dict:
     return {"id": probe_id, "kind": "tcp", "src": source, "port": port}
 
 
-def test_real_packets_reach_a_database_only_where_the_rules_say(lab_rendered: Rendered,
-                                                                 nft_in_namespaces: None) -> None:
+def test_real_packets_reach_a_database_only_where_the_rules_say(
+    lab_rendered: Rendered, nft_in_namespaces: None,
+) -> None:
     view = lab_rendered.view
     db, other_db = view.hosts("databases")[:2]
     web, lb, mon = view.hosts("webservers")[0], view.hosts("loadbalancers")[0], view.hosts("monitoring")[0]
@@ -309,7 +319,7 @@ def test_real_packets_reach_a_database_only_where_the_rules_say(lab_rendered: Re
         tcp("web node to a listening port nobody allowed", address[web], 80),
         {"id": "ping from a load balancer", "kind": "icmp", "src": address[lb]},
     ]
-    outcome, _ = send_traffic(lab_rendered.ruleset_file(db), address[db], [22, 80, 3306, 9100, 9104], probes)
+    outcome = send_traffic(lab_rendered.ruleset_file(db), address[db], [22, 80, 3306, 9100, 9104], probes)[0]
 
     assert outcome == {
         "web node to mysql": "open",
@@ -327,8 +337,9 @@ def test_real_packets_reach_a_database_only_where_the_rules_say(lab_rendered: Re
     }
 
 
-def test_real_packets_reach_a_load_balancer_only_where_the_rules_say(lab_rendered: Rendered,
-                                                                      nft_in_namespaces: None) -> None:
+def test_real_packets_reach_a_load_balancer_only_where_the_rules_say(
+    lab_rendered: Rendered, nft_in_namespaces: None,
+) -> None:
     view = lab_rendered.view
     lb, peer = view.hosts("loadbalancers")[:2]
     web, mon = view.hosts("webservers")[0], view.hosts("monitoring")[0]
