@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from firewall_helpers import (
     InventoryView,
+    UPDATE_ONLY_PLAYBOOK,
     Rendered,
     Ruleset,
     SecondRenders,
@@ -33,13 +34,25 @@ def lab_rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
 
 
 @pytest.fixture(scope="session")
-def second_renders(lab_rendered: Rendered, tmp_path_factory: pytest.TempPathFactory) -> SecondRenders:
-    """Run both follow-up renders at once, to keep the tests quick."""
+def second_renders(
+    lab_rendered: Rendered, nft_in_namespaces: None, tmp_path_factory: pytest.TempPathFactory,
+) -> SecondRenders:
+    """Run the follow-up playbooks at once, to keep the tests quick."""
     hosts = [lab_rendered.view.hosts("databases")[0], lab_rendered.view.hosts("loadbalancers")[0]]
     workdir = tmp_path_factory.mktemp("firewall-no-monitoring")
+    update_only_output = tmp_path_factory.mktemp("firewall-update-only")
     lab_again = start_render(lab_rendered.inventory, lab_rendered.output, "--limit", ",".join(hosts))
     no_monitoring = start_render(small_inventory_without_monitoring(workdir), workdir / "rules")
-    return SecondRenders(hosts, finish_render(lab_again), workdir / "rules", finish_render(no_monitoring))
+    # The main entry point, so: check mode, and its own network namespace, so that
+    # nothing it might load could reach this machine's firewall. The second
+    # database already runs the firewall (its ruleset is in place), the first not.
+    # The apt and nftables.service tasks are left out: this machine is no target.
+    running = lab_rendered.view.hosts("databases")[1]
+    shutil.copy(lab_rendered.ruleset_file(running), update_only_output / f"{running}-nftables.conf")
+    update_only = start_render(lab_rendered.inventory, update_only_output, "--check", "--skip-tags", "install,service",
+                               playbook=UPDATE_ONLY_PLAYBOOK, wrapper=("unshare", "--net"))
+    return SecondRenders(hosts, finish_render(lab_again), workdir / "rules", finish_render(no_monitoring),
+                         update_only_output, finish_render(update_only))
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 RENDER_PLAYBOOK = HERE / "render.yml"
+UPDATE_ONLY_PLAYBOOK = HERE / "update_only.yml"
 TRAFFIC_SCRIPT = HERE / "netns_traffic.py"
 
 # What the test inventory adds to the lab: two monitoring hosts, admin networks, the
@@ -83,8 +84,10 @@ def small_inventory_without_monitoring(workdir: Path) -> Path:
     return path
 
 
-def start_render(inventory: Path, output: Path, *extra: str) -> subprocess.Popen:
-    """Start the render playbook on an inventory, writing one ruleset per host to output."""
+def start_render(
+    inventory: Path, output: Path, *extra: str, playbook: Path = RENDER_PLAYBOOK, wrapper: tuple[str, ...] = (),
+) -> subprocess.Popen:
+    """Start the render playbook (or another test playbook) on an inventory, writing to output."""
     output.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -95,7 +98,7 @@ def start_render(inventory: Path, output: Path, *extra: str) -> subprocess.Popen
         "SSH_CLIENT": SSH_CLIENT,
     }
     return subprocess.Popen(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(RENDER_PLAYBOOK),
+        [*wrapper, str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook),
          "-e", f"firewall_test_output={output}", *extra],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -156,12 +159,15 @@ class Rendered:
 
 @dataclass
 class SecondRenders:
-    """The lab rendered again for two hosts, and a stack without a monitoring group: exit status and output."""
+    """The lab rendered again for two hosts, a stack without a monitoring group, and the main entry point in
+    update-only mode on hosts without the firewall: exit status and output of each."""
 
     lab_again_hosts: list[str]
     lab_again: tuple[int, str]
     no_monitoring_rules: Path
     no_monitoring: tuple[int, str]
+    update_only_output: Path
+    update_only: tuple[int, str]
 
 
 ANY = "any"

@@ -81,7 +81,8 @@ def test_a_reload_replaces_our_table_and_keeps_every_other_table(
 
 
 def test_inbound_is_denied_by_default_and_every_rule_is_counted_and_explained(
-        lab_rulesets: dict[str, Ruleset]) -> None:
+    lab_rulesets: dict[str, Ruleset],
+) -> None:
     for host, ruleset in lab_rulesets.items():
         assert [(c["name"], c["hook"], c["policy"]) for c in ruleset.chains] == [("input", "input", "drop")], host
         for rule in ruleset.rules:
@@ -90,7 +91,8 @@ def test_inbound_is_denied_by_default_and_every_rule_is_counted_and_explained(
 
 
 def test_loopback_conntrack_icmp_and_neighbour_discovery_are_always_accepted(
-        lab_rulesets: dict[str, Ruleset]) -> None:
+    lab_rulesets: dict[str, Ruleset],
+) -> None:
     for host, ruleset in lab_rulesets.items():
         listed = json.dumps([rule.other_matches for rule in ruleset.rules if rule.verdict == "accept"])
         for needed in ('"right": "lo"', '"established", "related"', '"echo-request"',
@@ -243,6 +245,20 @@ def test_a_second_render_changes_nothing(second_renders: SecondRenders) -> None:
     assert returncode == 0, log
     for host in second_renders.lab_again_hosts:
         assert re.search(rf"^{host}\s+: ok=\d+\s+changed=0\s", log, re.M), log
+
+
+def test_update_only_changes_only_hosts_that_already_run_the_firewall(
+    lab_rendered: Rendered, second_renders: SecondRenders,
+) -> None:
+    returncode, log = second_renders.update_only
+    assert returncode == 0, log
+    fresh, running = lab_rendered.view.hosts("databases")[:2]
+    assert re.search(rf"^{fresh}\s+: ok=\d+\s+changed=0\s", log, re.M), log
+    sections = {section.split("]", 1)[0]: section for section in log.split("\nTASK [")[1:]}
+    for task in ("Read the environment of the SSH session Ansible uses", "Write the ruleset, checked with nft -c first"):
+        section = sections[f"nospof.webstack.firewall : {task}"]
+        assert f"skipping: [{fresh}]" in section and f"ok: [{running}]" in section, f"{task}:\n{log}"
+    assert sorted(path.name for path in second_renders.update_only_output.iterdir()) == [f"{running}-nftables.conf"]
 
 
 # ---- real packets over a veth pair ------------------------------------------------------------
