@@ -60,6 +60,17 @@ def test_every_ruleset_passes_nft_check(lab_rendered: Rendered, nft_in_namespace
         run("unshare", "--net", "nft", "-c", "-f", str(lab_rendered.ruleset_file(host)))
 
 
+def test_every_ruleset_loads_on_a_host_without_etc_protocols(
+    lab_rendered: Rendered, nft_in_namespaces: None, tmp_path: Path,
+) -> None:
+    """Minimal images lack netbase's /etc/protocols, so the rules name no protocol nft must look up there."""
+    empty = tmp_path / "protocols"
+    empty.write_text("")
+    files = " ".join(f"'{lab_rendered.ruleset_file(host)}'" for host in lab_rendered.view.stack_hosts)
+    run("unshare", "--net", "--mount", "sh", "-c",
+        f"mount --bind '{empty}' /etc/protocols && for f in {files}; do nft -c -f \"$f\" || exit 1; done")
+
+
 def test_a_reload_replaces_our_table_and_keeps_every_other_table(
     lab_rendered: Rendered, nft_in_namespaces: None,
 ) -> None:
