@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from monitoring_helpers import LAB_SHORT_INTERVALS, Rendered, ToolsUnavailable, render_templates, unpack_tools
+from monitoring_helpers import (
+    LAB_SHORT_INTERVALS,
+    Rendered,
+    ToolsUnavailable,
+    render_templates,
+    role_defaults,
+    unpack_tools,
+)
 
 
 @pytest.fixture(scope="session")
@@ -28,5 +35,10 @@ def lab_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session", params=["defaults", "lab-short-intervals"])
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, lab_ca: Path) -> Rendered:
     """Both roles' templates for the lab inventory plus mon1: with the defaults, and with the lab's short intervals."""
-    overrides = LAB_SHORT_INTERVALS if request.param == "lab-short-intervals" else {}
+    if request.param == "lab-short-intervals":
+        overrides = LAB_SHORT_INTERVALS
+    else:
+        # The lab inventory sets short intervals itself; put the role's defaults back.
+        defaults = role_defaults()
+        overrides = {name: defaults[name] for name in LAB_SHORT_INTERVALS}
     return render_templates(tmp_path_factory.mktemp(f"rendered-{request.param}"), lab_ca, overrides)

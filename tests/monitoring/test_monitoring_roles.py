@@ -156,7 +156,7 @@ def test_exporters_arguments_and_credentials(rendered: Rendered) -> None:
     assert "socket = /run/mysqld/mysqld.sock" in credentials
     assert secrets["mysql_monitor_password"] not in mysqld_args
     nginx_args = rendered.exporters_file("web1", "nginx-exporter.default").read_text()
-    assert "-nginx.scrape-uri=http://127.0.0.1:8081/stub_status" in nginx_args
+    assert "-nginx.scrape-uri=http://127.0.0.1:8080/nginx_status" in nginx_args
     assert "-web.listen-address=:9113" in nginx_args
     node_args = rendered.exporters_file("lb1", "node-exporter.default").read_text()
     assert "--collector.textfile.directory=/var/lib/prometheus/node-exporter" in node_args
