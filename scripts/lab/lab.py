@@ -131,9 +131,14 @@ class Lab:
             return False
 
     def configure_apt_proxy(self, host: str) -> None:
-        line = f'Acquire::http::Proxy "http://{self.gateway}:{APT_CACHE_PORT}";'
+        # A request the cache stalls on fails after 30 s (the default is 120 s per
+        # read, forever while bytes trickle) and apt tries it again.
+        lines = (f'Acquire::http::Proxy "http://{self.gateway}:{APT_CACHE_PORT}";',
+                 'Acquire::http::Timeout "30";',
+                 'Acquire::Retries "3";')
         self.engine_run("exec", self.container(host), "sh", "-c",
-                        f"echo '{line}' > /etc/apt/apt.conf.d/01nospof-lab-cache")
+                        "printf '%s\\n' " + " ".join(f"'{line}'" for line in lines)
+                        + " > /etc/apt/apt.conf.d/01nospof-lab-cache")
 
     def wait_for_ssh(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
