@@ -89,6 +89,18 @@ def sql(lab: Lab, host: str, query: str) -> str:
     return lab.engine_cmd("exec", lab.container(host), "mariadb", "-N", "-B", "-e", query, timeout=120).stdout.strip()
 
 
+def wait_for_server(lab: Lab, host: str, timeout: float = 120) -> None:
+    """Wait until the database server in a (re)started container answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = lab.engine_cmd("exec", lab.container(host), "mariadb", "-N", "-B", "-e", "SELECT 1",
+                                check=False, timeout=30)
+        if answer.returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the database server on {host} did not answer within {timeout}s")
+
+
 def writable_servers(lab: Lab) -> list:
     found = []
     for host in lab.groups["databases"]:
@@ -194,6 +206,7 @@ def case_failover(lab: Lab) -> dict:
     # waiting for the semi-sync ack) is an errant transaction: the rejoin
     # refuses and names it, and the operator's next step is a re-seed.
     lab.restore()
+    wait_for_server(lab, old[0])
     fenced_read_only = sql(lab, old[0], "SELECT @@read_only") == "1"
     rejoin = run_playbook(lab, "playbooks/db_rejoin.yml", "-e", f"db_rejoin_host={old[0]}")
     errant = re.search(r"errant GTIDs: ([^)]*)\)", rejoin.get("output_tail", ""))
