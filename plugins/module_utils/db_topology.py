@@ -66,6 +66,12 @@ class ServerView:
         return bool(self.info.get("has_user_schemas"))
 
     @property
+    def blank(self) -> bool:
+        """A fresh install: running, but with no data and no replication of its own.
+        Debian's package starts the server writable; that claims nothing."""
+        return self.running and not self.has_history and not self.replica
+
+    @property
     def received_position(self) -> str:
         replica = self.replica or {}
         return replica.get("gtid_received") or self.info.get("gtid_applied") or ""
@@ -98,7 +104,8 @@ class TopologyAnalysis:
         return self.host_by_address.get(source, source)
 
     def find_primary(self) -> Dict[str, Any]:
-        writable = [host for host in self.order if self.servers[host].writable]
+        writable = [host for host in self.order
+                    if self.servers[host].writable and not self.servers[host].blank]
         if len(writable) > 1:
             self.unsafe.append(
                 "%s are all writable: more than one server takes writes (split brain). "

@@ -140,6 +140,19 @@ class Lab:
                         "printf '%s\\n' " + " ".join(f"'{line}'" for line in lines)
                         + " > /etc/apt/apt.conf.d/01nospof-lab-cache")
 
+    def configure_lab_dpkg(self, host: str) -> None:
+        """Lab hosts are throwaway: dpkg skips fsync, documentation, man pages
+        and translations, and man-db's index rebuild; apt skips translations.
+        Real hosts keep Debian's defaults."""
+        dpkg = ("force-unsafe-io", "path-exclude=/usr/share/doc/*", "path-include=/usr/share/doc/*/copyright",
+                "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/info/*",
+                "path-exclude=/usr/share/locale/*")
+        self.engine_run("exec", self.container(host), "sh", "-c",
+                        "printf '%s\\n' " + " ".join(f"'{line}'" for line in dpkg)
+                        + " > /etc/dpkg/dpkg.cfg.d/01nospof-lab"
+                        + " && printf '%s\\n' 'Acquire::Languages \"none\";' > /etc/apt/apt.conf.d/02nospof-lab-languages"
+                        + " && rm -f /var/lib/man-db/auto-update")
+
     def wait_for_ssh(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         pending = dict(self.hosts)
@@ -177,6 +190,7 @@ class Lab:
             else:
                 log(f"restarting {self.container(host)} ({state})")
                 self.engine_run("start", self.container(host))
+            self.configure_lab_dpkg(host)
             if use_cache:
                 self.configure_apt_proxy(host)
         self.wait_for_ssh()

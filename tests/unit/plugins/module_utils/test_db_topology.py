@@ -49,6 +49,24 @@ def test_nothing_deployed_means_the_inventory_primary():
     assert topology["unsafe"] == []
 
 
+def test_fresh_installs_are_writable_but_claim_nothing():
+    # Debian's package starts the server writable, before the role configures it.
+    fresh = [entry("db1", server(read_only=False, data=False)), entry("db2", server(read_only=False, data=False))]
+    topology = analyse_topology(fresh, "db1")
+    assert topology["unsafe"] == []
+    assert topology["primary"] == "db1"
+    assert topology["primary_state"] == "planned"
+    assert topology["roles"]["db2"] == "new"
+
+
+def test_a_fresh_install_beside_the_live_primary_is_new():
+    servers = [entry("db1", server(read_only=False)), entry("db2", server(read_only=False, data=False))]
+    topology = analyse_topology(servers, "db2")
+    assert topology["primary"] == "db1"
+    assert topology["roles"]["db2"] == "new"
+    assert topology["unsafe"] == []
+
+
 def test_after_a_failover_the_live_primary_wins_over_the_inventory():
     servers = [entry("db1", server(read_only=True)), entry("db2", server(read_only=False))]
     topology = analyse_topology(servers, "db1")
