@@ -6,6 +6,10 @@ Lab-wide settings come from the inventory's `all` vars:
   lab_name     container/network name prefix (default: nospof)
   lab_network  the network's CIDR, e.g. 10.89.20.0/24
   lab_release  Debian release of the image (bookworm or trixie)
+A container gets a memory limit by its groups (LAB_MEMORY_MB), or a host's
+`lab_memory_mb` var, so the roles size their services for the container's own
+memory (read from its cgroup), as on a real host, not the whole machine's.
+A new limit takes effect when the container is created again.
 """
 import argparse
 import ipaddress
@@ -22,6 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 KEY_DIR = Path(os.environ.get("NOSPOF_LAB_KEY_DIR", Path.home() / ".local/share/nospof-lab"))
 KEY = KEY_DIR / "id_ed25519"
 APT_CACHE_PORT = 3142
+# MiB of memory per inventory group (podman/docker --memory). A host in several
+# groups gets the largest; a host in none (monitoring, clients) gets no limit.
+LAB_MEMORY_MB = {"loadbalancers": 512, "webservers": 768, "databases": 1024}
 
 
 def log(message: str) -> None:
@@ -54,6 +61,23 @@ def ansible_tool(name: str) -> str:
     return name
 
 
+def group_members(listing: dict, group: str) -> set:
+    """Hosts of an `ansible-inventory --list` group, its child groups' included."""
+    entry = listing.get(group, {})
+    members = set(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        members |= group_members(listing, child)
+    return members
+
+
+def memory_limit_mb(listing: dict, host: str) -> int | None:
+    """MiB a host's container may use: its lab_memory_mb, else the largest of its groups' (None: no limit)."""
+    own = listing["_meta"]["hostvars"][host].get("lab_memory_mb")
+    if own:
+        return int(own)
+    return max((mb for group, mb in LAB_MEMORY_MB.items() if host in group_members(listing, group)), default=None)
+
+
 class Lab:
     """One lab: a network plus one container per inventory host."""
 
@@ -64,6 +88,7 @@ class Lab:
                       if "ansible_host" in hv}
         if not self.hosts:
             raise SystemExit(f"no host with ansible_host in inventory {inventory}")
+        self.memory_mb = {host: memory_limit_mb(listing, host) for host in self.hosts}
         sample = next(iter(hostvars.values()))
         self.name = sample.get("lab_name", "nospof")
         self.network = ipaddress.ip_network(sample.get("lab_network", "10.89.20.0/24"))
@@ -113,6 +138,8 @@ class Lab:
                 "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
                 "--label", f"nospof.lab={self.name}",
                 "-v", f"{KEY}.pub:/root/.ssh/authorized_keys:ro"]
+        if self.memory_mb[host]:
+            args += ["--memory", f"{self.memory_mb[host]}m"]
         if self.engine == "podman":
             args += ["--systemd", "always"]
             if os.path.ismount("/sys/fs/cgroup/unified"):

@@ -225,9 +225,12 @@ class DataPath:
                 self.lab.exec(host, "rmdir", self.static_root, check=False)
         self.lab.exec(self.load_host, "rm", "-f", LUA_SCRIPT_PATH, check=False)
 
-    def wrk(self, host: str, url: str, duration: float, script: Optional[str] = None) -> dict:
-        """Run wrk on a lab host and return its parsed figures plus what was run."""
-        command = ["wrk", "--latency", "-t", str(self.options.threads), "-c", str(self.options.connections),
+    def wrk(self, host: str, url: str, duration: float, script: Optional[str] = None,
+            connections: Optional[int] = None) -> dict:
+        """Run wrk on a lab host and return its parsed figures plus what was run
+        (connections=1: one thread, one connection, nothing queues)."""
+        threads = 1 if connections == 1 else self.options.threads
+        command = ["wrk", "--latency", "-t", str(threads), "-c", str(connections or self.options.connections),
                    "-d", f"{duration:g}s", "--timeout", f"{self.options.timeout:g}s"]
         if script:
             self.shell(host, f"cat > {LUA_SCRIPT_PATH}", stdin=script)
@@ -245,11 +248,11 @@ class DataPath:
         run["raw_output"] = result.stdout
         return run
 
-    def measure(self, host: str, url: str, script: Optional[str] = None) -> dict:
+    def measure(self, host: str, url: str, script: Optional[str] = None, connections: Optional[int] = None) -> dict:
         """One measured wrk run, after an unmeasured warm-up."""
         if self.options.warmup:
-            self.wrk(host, url, self.options.warmup, script)
-        return self.wrk(host, url, self.options.duration, script)
+            self.wrk(host, url, self.options.warmup, script, connections)
+        return self.wrk(host, url, self.options.duration, script, connections)
 
 
 def run_all(bench: DataPath, direct_base: str, script: str, outside: Optional[str]) -> dict:
@@ -262,6 +265,9 @@ def run_all(bench: DataPath, direct_base: str, script: str, outside: Optional[st
         for kind, path in paths:
             runs[f"{kind}_direct"] = bench.measure(bench.load_host, direct_base + path, script)
             runs[f"{kind}_vip"] = bench.measure(bench.load_host, vip + path)
+            # The latency the LB adds to one request when nothing queues.
+            runs[f"{kind}_one_connection_direct"] = bench.measure(bench.load_host, direct_base + path, connections=1)
+            runs[f"{kind}_one_connection_vip"] = bench.measure(bench.load_host, vip + path, connections=1)
         if outside:
             for kind, path in paths:
                 runs[f"{kind}_vip_from_outside_client"] = bench.measure(outside, vip + path)
@@ -307,7 +313,8 @@ def main() -> int:
     }
     runs = report["runs"] = run_all(bench, f"http://{thread_targets[0]}:{bench.web_port}",
                                     targets_script(thread_targets, bench.web_port), outside)
-    report["lb_cost"] = {kind: lb_cost(runs[f"{kind}_direct"], runs[f"{kind}_vip"]) for kind in ("static", "app")}
+    report["lb_cost"] = {kind: lb_cost(runs[f"{kind}_direct"], runs[f"{kind}_vip"])
+                         for kind in ("static", "app", "static_one_connection", "app_one_connection")}
     report["problems"] = {name: run["problems"] for name, run in runs.items() if run["problems"]}
     report["correct"] = not report["problems"]
     publish_report(report, options.output)

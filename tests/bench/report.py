@@ -173,7 +173,9 @@ def section_datapath(entry: Optional[dict]) -> str:
     cost_rows = [[kind, *(cost[key] if cost else None for key in
                           ("added_p50_ms", "added_p99_ms", "throughput_ratio_vip_to_direct"))]
                  for kind, cost in data["lb_cost"].items()]
-    text += ("\n\nWhat the LB path adds (VIP minus direct; throughput VIP / direct):\n\n"
+    text += ("\n\nWhat the LB path adds (VIP minus direct; throughput VIP / direct). The `one_connection` rows "
+             "are one wrk connection, so nothing queues: their added latency is the LB's own cost per request. "
+             "The other rows saturate the machine's cores:\n\n"
              + table(["page", "added p50 ms", "added p99 ms", "throughput VIP / direct"], cost_rows))
     text += ("\n\nReading it: wrk is closed-loop (each connection sends its next request when the answer "
              "arrives), so a slower path also offers less load. Where the backend saturates (the app GET), the "
