@@ -1,5 +1,5 @@
 # nospof.webstack developer entry points. Run as root on Debian 12.
-#   make demo       bring up the six-host lab and deploy the stack
+#   make demo       bring up the eight-host lab and deploy the stack
 #   make demo-down  remove the lab
 #   make test       lint, sanity, unit tests, collection build test, Molecule
 #   make bench      every benchmark against the demo lab, then docs/benchmarks.md
