@@ -76,7 +76,10 @@ def inject(lab: Lab, fault: str, holder: str) -> float:
         raise ValueError(fault)
     sent = time.monotonic()
     for pid in targets:
-        os.kill(pid, signal_number)
+        try:
+            os.kill(pid, signal_number)
+        except ProcessLookupError:
+            pass  # it exited with its parent a moment ago, as the fault intends
     return sent
 
 
