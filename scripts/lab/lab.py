@@ -159,9 +159,12 @@ class Lab:
 
     def configure_apt_proxy(self, host: str) -> None:
         # A request the cache stalls on fails after 30 s (the default is 120 s per
-        # read, forever while bytes trickle) and apt tries it again.
+        # read, forever while bytes trickle) and apt tries it again. No HTTP
+        # pipelining: when apt-cacher-ng closes a connection with requests still
+        # queued on it, apt's http method loses them and apt-get update waits forever.
         lines = (f'Acquire::http::Proxy "http://{self.gateway}:{APT_CACHE_PORT}";',
                  'Acquire::http::Timeout "30";',
+                 'Acquire::http::Pipeline-Depth "0";',
                  'Acquire::Retries "3";')
         self.engine_run("exec", self.container(host), "sh", "-c",
                         "printf '%s\\n' " + " ".join(f"'{line}'" for line in lines)
