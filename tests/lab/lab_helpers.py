@@ -189,11 +189,12 @@ class Lab:
         subprocess.run([sys.executable, str(REPO_ROOT / "scripts/lab/lab.py"), "up", "--inventory", self.inventory],
                        check=True, capture_output=True, text=True)
 
-    def ansible_playbook(self, playbook: str, *args: str) -> subprocess.CompletedProcess:
+    def ansible_playbook(self, playbook: str, *args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(VENV_BIN / "ansible-playbook"), "-i", self.inventory, playbook, *args],
             capture_output=True, text=True, cwd=REPO_ROOT, check=False,
-            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                 **(env or {})})
 
     def tls_context(self) -> ssl.SSLContext:
         """Trust the lab CA the haproxy role generated for this VIP."""
