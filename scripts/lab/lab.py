@@ -160,8 +160,7 @@ class Lab:
     def configure_apt_proxy(self, host: str) -> None:
         # A request the cache stalls on fails after 30 s (the default is 120 s per
         # read, forever while bytes trickle) and apt tries it again. No HTTP
-        # pipelining: when apt-cacher-ng closes a connection with requests still
-        # queued on it, apt's http method loses them and apt-get update waits forever.
+        # pipelining: one request at a time on each connection to the cache.
         lines = (f'Acquire::http::Proxy "http://{self.gateway}:{APT_CACHE_PORT}";',
                  'Acquire::http::Timeout "30";',
                  'Acquire::http::Pipeline-Depth "0";',
