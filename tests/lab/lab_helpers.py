@@ -88,8 +88,9 @@ class Lab:
             check=True, capture_output=True, text=True, cwd=REPO_ROOT,
             env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
         # The one-line result; other callbacks (profile_tasks under Molecule) may print more lines.
+        # Read the first JSON object only: a warning can end up on the same line after it.
         line = next(line for line in result.stdout.splitlines() if " | SUCCESS => " in line)
-        return json.loads(line.split(" => ", 1)[1])["msg"]
+        return json.JSONDecoder().raw_decode(line.split(" => ", 1)[1])[0]["msg"]
 
     def address(self, host: str) -> str:
         hostvars = self.hostvars[host]
