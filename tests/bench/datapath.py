@@ -3,9 +3,13 @@
 Usage: python tests/bench/datapath.py --inventory <lab inventory> [--duration 10] [--connections 16]
        [--threads 4] [--app-path /api/users?limit=5] [--output artifacts/bench/datapath.json]
 
-Four measurements, each a wrk run with --latency and keep-alive (wrk's default):
+Six measurements, each a wrk run with --latency and keep-alive (wrk's default):
   static_direct  a static page from nginx, plain HTTP to the web nodes' nginx port
-  static_vip     the same page over HTTPS through the VIP (HAProxy terminates TLS)
+  static_vip     the same page over HTTPS through the VIP (HAProxy terminates TLS);
+                 HAProxy's small-object cache serves it from the LB's memory
+  static_uncached_direct, static_uncached_vip
+                 the same pair with "Cache-Control: no-cache" on every request, so
+                 the VIP run bypasses the LB's cache and crosses to nginx each time
   app_direct     an app GET (gunicorn behind nginx), plain HTTP to the web nodes
   app_vip        the same GET over HTTPS through the VIP
 
@@ -50,6 +54,8 @@ from lab_helpers import Lab, publish_report  # noqa: E402  pylint: disable=wrong
 STATIC_FILE = "nospof-bench.html"
 STATIC_URL_PATH = "/static/" + STATIC_FILE
 LUA_SCRIPT_PATH = "/tmp/nospof-bench-targets.lua"
+# A request HAProxy's cache neither answers nor stores (nginx ignores it for files).
+BYPASS_LB_CACHE = "Cache-Control: no-cache"
 
 # wrk's units (src/units.c): times scale by 1000 up to s, then by 60; counts are
 # metric (k = 1000); byte sizes are binary (K = 1024).
@@ -226,18 +232,20 @@ class DataPath:
         self.lab.exec(self.load_host, "rm", "-f", LUA_SCRIPT_PATH, check=False)
 
     def wrk(self, host: str, url: str, duration: float, script: Optional[str] = None,
-            connections: Optional[int] = None) -> dict:
+            connections: Optional[int] = None, headers: tuple = ()) -> dict:
         """Run wrk on a lab host and return its parsed figures plus what was run
         (connections=1: one thread, one connection, nothing queues)."""
         threads = 1 if connections == 1 else self.options.threads
         command = ["wrk", "--latency", "-t", str(threads), "-c", str(connections or self.options.connections),
                    "-d", f"{duration:g}s", "--timeout", f"{self.options.timeout:g}s"]
+        for header in headers:
+            command += ["-H", header]
         if script:
             self.shell(host, f"cat > {LUA_SCRIPT_PATH}", stdin=script)
             command += ["-s", LUA_SCRIPT_PATH]
         result = self.lab.engine_cmd("exec", self.lab.container(host), *command, url, check=False,
                                      timeout=duration + 120)
-        run = {"from": host, "url": url}
+        run = {"from": host, "url": url, "headers": list(headers)}
         try:
             run.update(parse_wrk(result.stdout))
         except ValueError:
@@ -248,29 +256,38 @@ class DataPath:
         run["raw_output"] = result.stdout
         return run
 
-    def measure(self, host: str, url: str, script: Optional[str] = None, connections: Optional[int] = None) -> dict:
+    def measure(self, host: str, url: str, script: Optional[str] = None, connections: Optional[int] = None,
+                headers: tuple = ()) -> dict:
         """One measured wrk run, after an unmeasured warm-up."""
         if self.options.warmup:
-            self.wrk(host, url, self.options.warmup, script, connections)
-        return self.wrk(host, url, self.options.duration, script, connections)
+            self.wrk(host, url, self.options.warmup, script, connections, headers)
+        return self.wrk(host, url, self.options.duration, script, connections, headers)
+
+
+def measured_paths(options) -> tuple:
+    """(kind, path, request headers) of each measured pair."""
+    return (("static", STATIC_URL_PATH, ()),
+            ("static_uncached", STATIC_URL_PATH, (BYPASS_LB_CACHE,)),
+            ("app", options.app_path, ()))
 
 
 def run_all(bench: DataPath, direct_base: str, script: str, outside: Optional[str]) -> dict:
     """The four measurements from the load host, then the VIP ones from the outside client."""
     options, vip = bench.options, f"https://{bench.lab.vip}:443"
-    paths = (("static", STATIC_URL_PATH), ("app", options.app_path))
     runs = {}
     try:
         bench.place_static_page()
-        for kind, path in paths:
-            runs[f"{kind}_direct"] = bench.measure(bench.load_host, direct_base + path, script)
-            runs[f"{kind}_vip"] = bench.measure(bench.load_host, vip + path)
+        for kind, path, headers in measured_paths(options):
+            runs[f"{kind}_direct"] = bench.measure(bench.load_host, direct_base + path, script, headers=headers)
+            runs[f"{kind}_vip"] = bench.measure(bench.load_host, vip + path, headers=headers)
             # The latency the LB adds to one request when nothing queues.
-            runs[f"{kind}_one_connection_direct"] = bench.measure(bench.load_host, direct_base + path, connections=1)
-            runs[f"{kind}_one_connection_vip"] = bench.measure(bench.load_host, vip + path, connections=1)
+            runs[f"{kind}_one_connection_direct"] = bench.measure(bench.load_host, direct_base + path, connections=1,
+                                                                  headers=headers)
+            runs[f"{kind}_one_connection_vip"] = bench.measure(bench.load_host, vip + path, connections=1,
+                                                               headers=headers)
         if outside:
-            for kind, path in paths:
-                runs[f"{kind}_vip_from_outside_client"] = bench.measure(outside, vip + path)
+            for kind, path, headers in measured_paths(options):
+                runs[f"{kind}_vip_from_outside_client"] = bench.measure(outside, vip + path, headers=headers)
     finally:
         bench.clean_up()
     return runs
@@ -314,7 +331,8 @@ def main() -> int:
     runs = report["runs"] = run_all(bench, f"http://{thread_targets[0]}:{bench.web_port}",
                                     targets_script(thread_targets, bench.web_port), outside)
     report["lb_cost"] = {kind: lb_cost(runs[f"{kind}_direct"], runs[f"{kind}_vip"])
-                         for kind in ("static", "app", "static_one_connection", "app_one_connection")}
+                         for kind in ("static", "static_uncached", "app", "static_one_connection",
+                                      "static_uncached_one_connection", "app_one_connection")}
     report["problems"] = {name: run["problems"] for name, run in runs.items() if run["problems"]}
     report["correct"] = not report["problems"]
     publish_report(report, options.output)

@@ -216,21 +216,23 @@ class Client:
         self.connection: Optional[http.client.HTTPSConnection] = None
         self.keepalive_retries = 0
 
-    def request(self, method: str, path: str, body: Optional[dict] = None) -> Response:
+    def request(self, method: str, path: str, body: Optional[dict] = None,
+                headers: Optional[dict] = None) -> Response:
         """Send one request. Like browsers and curl (RFC 9112, 9.3.1), an idempotent
         request that finds its reused keep-alive connection closed before any answer
         is sent again once on a new connection; keepalive_retries counts those."""
         reused = self.connection is not None
-        answer = self._send(method, path, body)
+        answer = self._send(method, path, body, headers or {})
         if reused and method in self.IDEMPOTENT and answer.error and answer.error.startswith(
                 ("RemoteDisconnected", "ConnectionResetError", "BrokenPipeError")):
             self.keepalive_retries += 1
-            answer = self._send(method, path, body)
+            answer = self._send(method, path, body, headers or {})
         return answer
 
-    def _send(self, method: str, path: str, body: Optional[dict]) -> Response:
+    def _send(self, method: str, path: str, body: Optional[dict], extra_headers: dict) -> Response:
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if payload is not None else {}
+        headers.update(extra_headers)
         try:
             if self.connection is None:
                 self.connection = http.client.HTTPSConnection(

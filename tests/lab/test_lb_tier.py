@@ -86,6 +86,35 @@ def test_https_serves_the_app_through_every_web_node_with_hsts(lab: Lab) -> None
     assert answers[0].headers["strict-transport-security"] == "max-age=63072000"
 
 
+def write_static_file(lab: Lab, static_root: str, name: str, body: str) -> None:
+    for host in lab.groups["webservers"]:
+        lab.exec(host, "sh", "-c", f"mkdir -p {static_root} && printf %s '{body}' > {static_root}/{name}")
+
+
+def test_static_files_are_served_from_the_lb_cache_and_the_app_never_is(lab: Lab) -> None:
+    static_root = lab.render("nginx_static_root | default('/srv/nospof-app/current/static')")
+    name = f"cache-test-{time.time_ns()}.txt"
+    client = Client(lab)
+    try:
+        write_static_file(lab, static_root, name, "first")
+        first = client.request("GET", f"/static/{name}")
+        assert first.status == 200 and first.body == b"first", first
+        write_static_file(lab, static_root, name, "second")
+        cached = client.request("GET", f"/static/{name}")
+        # Still the first version, from the LB's memory (HAProxy adds Age).
+        assert cached.status == 200 and cached.body == b"first", cached
+        assert "age" in cached.headers, cached.headers
+        fresh = client.request("GET", f"/static/{name}", headers={"Cache-Control": "no-cache"})
+        assert fresh.status == 200 and fresh.body == b"second", fresh
+        for _request in range(2):
+            app = client.request("GET", "/api/users?limit=1")
+            assert app.ok and "age" not in app.headers, app.headers
+    finally:
+        client.close()
+        for host in lab.groups["webservers"]:
+            lab.exec(host, "rm", "-f", f"{static_root}/{name}", check=False)
+
+
 def test_only_tls_12_and_13_are_accepted(lab: Lab) -> None:
     for version, accepted in (("TLSv1_1", False), ("TLSv1_2", True), ("TLSv1_3", True)):
         context = lab.tls_context()

@@ -157,6 +157,15 @@ def mysql_flavor_missing(inventory: Inventory) -> None:
     del site_vars(inventory)["mysql_flavor"]
 
 
+def cache_prefix_without_slash(inventory: Inventory) -> None:
+    hosts_of(inventory, "loadbalancers")["lb2"]["haproxy_cache_path_prefixes"] = ["static/"]
+
+
+def cache_object_larger_than_half(inventory: Inventory) -> None:
+    site_vars(inventory)["haproxy_cache_size_mb"] = 1
+    site_vars(inventory)["haproxy_cache_max_object_bytes"] = 1048576
+
+
 def priority_too_high(inventory: Inventory) -> None:
     hosts_of(inventory, "loadbalancers")["lb1"]["keepalived_priority"] = 255
 
@@ -263,6 +272,18 @@ BAD_CASES = [
         "weight-too-high",
         weight_too_high,
         ("haproxy_backend_weight on web1 (group webservers) is 257",),
+    ),
+    BadCase(
+        "cache-prefix-without-slash",
+        cache_prefix_without_slash,
+        ("The HAProxy cache settings on lb2 (group loadbalancers) are wrong",
+         'haproxy_cache_path_prefixes=["static/"]'),
+    ),
+    BadCase(
+        "cache-object-larger-than-half",
+        cache_object_larger_than_half,
+        ("The HAProxy cache settings on lb1 (group loadbalancers) are wrong",
+         "haproxy_cache_max_object_bytes=1048576"),
     ),
     BadCase(
         "server-id-missing",

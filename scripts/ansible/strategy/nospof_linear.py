@@ -7,16 +7,54 @@ Mitogen keeps one Python interpreter per host for the whole run instead of
 starting one per task, which halves a converge of the lab. ansible.cfg in a
 checkout selects this strategy; without Mitogen it is the stock linear one.
 Opt out with ANSIBLE_STRATEGY=linear.
+
+Every task runs in a worker forked from this process. Filter and test plugins
+loaded here, before the first fork, are inherited by every worker instead of
+being imported again in each one.
 """
 
 from __future__ import annotations
+
+from ansible.plugins.loader import filter_loader, test_loader
 
 try:
     import ansible_mitogen.loaders
     import ansible_mitogen.strategy
 except ImportError:
-    from ansible.plugins.strategy.linear import StrategyModule  # noqa: F401  pylint: disable=unused-import
+    from ansible.plugins.strategy.linear import StrategyModule as _BaseStrategy
 else:
-    class StrategyModule(ansible_mitogen.strategy.StrategyMixin,
-                         ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)):
+    class _BaseStrategy(ansible_mitogen.strategy.StrategyMixin,
+                        ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)):
         """The linear strategy over Mitogen's persistent interpreters."""
+
+# Collection plugins the roles call; builtin ones load with the first lookup.
+PRELOADED_FILTERS = (
+    "ansible.builtin.default",
+    "ansible.utils.ipaddr",
+    "ansible.utils.ipv4",
+    "ansible.utils.ipv6",
+    "ansible.utils.network_in_network",
+    "nospof.webstack.nft_sources",
+    "nospof.webstack.db_topology",
+    "nospof.webstack.db_topology_promote",
+)
+PRELOADED_TESTS = ("ansible.builtin.defined",)
+
+
+def preload_template_plugins():
+    """Load the template plugins once in the parent; a missing one is skipped."""
+    for loader, names in ((filter_loader, PRELOADED_FILTERS), (test_loader, PRELOADED_TESTS)):
+        for name in names:
+            try:
+                loader.get(name)
+            except Exception:  # pylint: disable=broad-except
+                # The task that uses it reports the error where it belongs.
+                continue
+
+
+class StrategyModule(_BaseStrategy):
+    """The linear strategy, with template plugins loaded before workers fork."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        preload_template_plugins()
