@@ -117,8 +117,10 @@ def host_sizes(lab: Lab) -> dict:
               "ansible_processor_count", "ansible_memtotal_mb"]
     hardware = adhoc(lab, "ansible.builtin.setup",
                      json.dumps({"gather_subset": ["!all", "!min", "hardware"], "filter": wanted}))
-    sizing = adhoc(lab, "ansible.builtin.debug", "msg={{ {'webstack_cores': webstack_cores | default(none), "
-                   "'webstack_memory_mb': webstack_memory_mb | default(none)} }}")
+    # Under ansible_facts when facts are not injected as variables (the checkout's ansible.cfg).
+    sizing = adhoc(lab, "ansible.builtin.debug",
+                   "msg={{ {'webstack_cores': ansible_facts['webstack_cores'] | default(none), "
+                   "'webstack_memory_mb': ansible_facts['webstack_memory_mb'] | default(none)} }}")
     sizes = {}
     for host in lab.hostvars:
         facts = (hardware.get(host) or {}).get("ansible_facts", {})
