@@ -12,12 +12,17 @@ SECRET_VARIABLES = ("mysql_replication_password", "mysql_app_password", "mysql_m
 RECAP_LINE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+def recap_counts(output: str) -> dict:
+    """(changed, unreachable, failed) per host, from a run's PLAY RECAP."""
+    return {host: (int(changed), int(unreachable), int(failed))
+            for host, _ok, changed, unreachable, failed in RECAP_LINE.findall(output)}
+
+
 def test_check_diff_on_a_converged_lab_changes_nothing_and_hides_secrets(lab: Lab) -> None:
     result = lab.ansible_playbook("site.yml", "--check", "--diff")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    recap = {host: (int(changed), int(unreachable), int(failed))
-             for host, _ok, changed, unreachable, failed in RECAP_LINE.findall(output)}
+    recap = recap_counts(output)
     assert set(recap) >= set(lab.hostvars), recap
     assert all(counts == (0, 0, 0) for counts in recap.values()), recap
     for variable in SECRET_VARIABLES:
@@ -33,8 +38,7 @@ def test_tier_roles_run_without_common_or_fact_cache_keep_every_daemon_size(lab:
                                   env={"ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "empty-fact-cache")})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    recap = {host: (int(changed), int(unreachable), int(failed))
-             for host, _ok, changed, unreachable, failed in RECAP_LINE.findall(output)}
+    recap = recap_counts(output)
     expected = {host for group in ("databases", "webservers", "loadbalancers") for host in lab.groups[group]}
     assert set(recap) >= expected, recap
     assert all(counts == (0, 0, 0) for counts in recap.values()), (recap, output[-3000:])
