@@ -34,10 +34,6 @@ deb $mirror $release main
 deb $mirror $release-updates main
 deb $security $release-security main
 SOURCES
-# As Debian's official container images do: dpkg skips the fsync after each
-# file (a container's disk goes with it), and apt fetches no translations.
-echo force-unsafe-io > "$root/etc/dpkg/dpkg.cfg.d/nospof-unsafe-io"
-echo 'Acquire::Languages "none";' > "$root/etc/apt/apt.conf.d/90nospof-no-languages"
 rm -f "$root"/etc/ssh/ssh_host_*
 cat > "$root/etc/systemd/system/ssh-host-keys.service" <<'UNIT'
 [Unit]
