@@ -11,18 +11,29 @@ Opt out with ANSIBLE_STRATEGY=linear.
 Every task runs in a worker forked from this process. Filter and test plugins
 loaded here, before the first fork, are inherited by every worker instead of
 being imported again in each one.
+
+On a machine with fewer than four CPUs, Mitogen's CPU pinning is turned off:
+it gives the multiplexer a CPU of its own and pins this process and every
+worker to the one other CPU, so on two cores the controller's templating and
+task workers never run on more than one of them.
 """
 
 from __future__ import annotations
 
+import os
+
 from ansible.plugins.loader import filter_loader, test_loader
 
 try:
+    import ansible_mitogen.affinity
     import ansible_mitogen.loaders
     import ansible_mitogen.strategy
 except ImportError:
     from ansible.plugins.strategy.linear import StrategyModule as _BaseStrategy
 else:
+    if (os.cpu_count() or 1) < 4:
+        ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
+
     class _BaseStrategy(ansible_mitogen.strategy.StrategyMixin,
                         ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)):
         """The linear strategy over Mitogen's persistent interpreters."""
