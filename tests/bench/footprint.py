@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,11 +102,11 @@ def adhoc(lab: Lab, module: str, arguments: str) -> dict:
     result = subprocess.run([str(VENV_BIN / "ansible"), "all", "-i", lab.inventory, "-o", "-m", module,
                              "-a", arguments], capture_output=True, text=True, cwd=REPO_ROOT, check=False,
                             env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
-    found = {}
-    for line in result.stdout.splitlines():
-        host, _sep, answer = line.partition(" | SUCCESS => ")
-        if answer:
-            found[host.strip()] = json.loads(answer)
+    # Hosts answer concurrently, so two answers can share a line: read each JSON
+    # object from where its "host | SUCCESS =>" ends.
+    decoder, found = json.JSONDecoder(), {}
+    for match in re.finditer(r"(\S+) \| SUCCESS => ", result.stdout):
+        found[match[1]] = decoder.raw_decode(result.stdout, match.end())[0]
     return found
 
 
