@@ -187,7 +187,7 @@ class DataPath:
         self.holder = lab.wait_for_single_holder(timeout=30)
         self.load_host = next(host for host in lab.groups["loadbalancers"] if host != self.holder)
         self.outside = (lab.groups.get("clients") or [None])[0]
-        self.static_root = lab.render("nginx_static_root | default('/srv/nospof-app/current/static')")
+        self.static_root = lab.static_root()
         self.web_port = int(lab.render("nginx_listen_port | default(80)"))
         self.created_static_dir: dict = {}
 

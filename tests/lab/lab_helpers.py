@@ -92,6 +92,10 @@ class Lab:
         line = next(line for line in result.stdout.splitlines() if " | SUCCESS => " in line)
         return json.JSONDecoder().raw_decode(line.split(" => ", 1)[1])[0]["msg"]
 
+    def static_root(self) -> str:
+        """The directory nginx serves at /static/ on the web nodes."""
+        return self.render("nginx_static_root | default('/srv/nospof-app/current/static')")
+
     def address(self, host: str) -> str:
         hostvars = self.hostvars[host]
         return hostvars.get("webstack_address", hostvars["ansible_host"])

@@ -92,7 +92,7 @@ def write_static_file(lab: Lab, static_root: str, name: str, body: str) -> None:
 
 
 def test_static_files_are_served_from_the_lb_cache_and_the_app_never_is(lab: Lab) -> None:
-    static_root = lab.render("nginx_static_root | default('/srv/nospof-app/current/static')")
+    static_root = lab.static_root()
     name = f"cache-test-{time.time_ns()}.txt"
     client = Client(lab)
     try:
