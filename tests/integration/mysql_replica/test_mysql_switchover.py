@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pymysql
 import pytest
 from mariadb_lab import (
     APP_PASSWORD,
@@ -144,8 +145,29 @@ def test_promotion_waits_for_received_transactions_or_changes_nothing(primary, r
         replication.sql("START REPLICA SQL_THREAD")
 
 
+def idle_app_session(server: MariadbServer) -> Any:
+    """An open, idle session of the app account: only a kill can end it.
+
+    The writer's own session may end by itself once read_only fails its insert, so the
+    fence's kill count is asserted on this one.
+    """
+    return pymysql.connect(host="127.0.0.1", port=server.port, user=APP_USER,
+                           password=APP_PASSWORD, connect_timeout=2)
+
+
+def session_was_ended(connection: Any) -> bool:
+    try:
+        connection.ping(reconnect=False)
+    except pymysql.err.MySQLError:
+        return True
+    finally:
+        connection.close()
+    return False
+
+
 def test_switchover_under_writes(primary, replication):
     new_primary = replication
+    idle_session = idle_app_session(primary)
     with FollowingWriter(primary, "before the switch") as writer:
         writer.wait_for_commits(primary, 20)
         fence_predicted = primary_role(primary, check=True, diff=True, state="fenced",
@@ -176,6 +198,7 @@ def test_switchover_under_writes(primary, replication):
     assert fence_predicted.result["diff"]["after"]["read_only"] is True
     assert not fenced.failed, fenced.result.get("msg")
     assert fenced.changed and fenced.result["sessions_killed"] >= 1
+    assert session_was_ended(idle_session)
     assert fenced.result["after"] == {
         "read_only": True, "read_only_variables": {"read_only": "ON"},
         "replica_configured": False, "semi_sync_primary_enabled": False,
