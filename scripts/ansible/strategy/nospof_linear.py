@@ -17,6 +17,13 @@ collector (gc.freeze, as the Python documentation advises before fork without
 exec), so a worker's collections do not touch, and copy, every page it shares
 with this process. They are let go and collected when the next play starts.
 
+A task whose `when` is false for a host is skipped here, without forking a
+worker for it: the same check the worker makes first, on the same variables,
+with the same result sent back through the same queue. Only a plain task
+qualifies: no loop (`when` is then per item), no delegation, not a handler.
+If the check raises or is true, the task goes to a worker as usual, which then
+reports the error or runs it.
+
 On a machine with fewer than four CPUs, Mitogen's CPU pinning is turned off:
 it gives the multiplexer a CPU of its own and pins this process and every
 worker to the one other CPU, so on two cores the controller's templating and
@@ -28,7 +35,16 @@ from __future__ import annotations
 import gc
 import os
 
+from ansible.playbook.handler import Handler
 from ansible.plugins.loader import filter_loader, test_loader
+
+try:
+    # ansible-core 2.19's result and template classes; other versions run
+    # every task in a worker, as the stock strategy does.
+    from ansible._internal._templating._engine import TemplateEngine
+    from ansible.executor.task_result import _RawTaskResult
+except ImportError:
+    TemplateEngine = _RawTaskResult = None
 
 try:
     import ansible_mitogen.affinity
@@ -69,9 +85,40 @@ def preload_template_plugins():
                 continue
 
 
+def skips_without_a_worker(task):
+    """Whether a false `when` can be settled here for this task."""
+    return bool(task.when) and not (task.loop or task.loop_with or task.delegate_to
+                                    or isinstance(task, Handler))
+
+
+def controller_skip_result(task, task_vars, play_context):
+    """The worker's skip result when the task's `when` is false for these
+    variables; None when it is true or cannot be settled here."""
+    if _RawTaskResult is None or not skips_without_a_worker(task):
+        return None
+    try:
+        templar = TemplateEngine(loader=task._loader, variables=task_vars)
+        variables = task_vars.copy()
+        context = play_context.set_task_and_variable_override(
+            task=task, variables=task_vars, templar=templar)
+        context.post_validate(templar=templar)
+        context.update_vars(variables)
+        condition = {}
+        if task._resolve_conditional(task.when, variables, result_context=condition):
+            return None
+        result = dict(changed=False, skipped=True,
+                      skip_reason="Conditional result was False") | condition
+        task.update_result_no_log(templar, result)
+        return result
+    except Exception:  # pylint: disable=broad-except
+        # The worker evaluates it again and reports the error where it belongs.
+        return None
+
+
 class StrategyModule(_BaseStrategy):
-    """The linear strategy, with template plugins loaded before workers fork and
-    the garbage collector kept off the pages they share with this process."""
+    """The linear strategy, with template plugins loaded before workers fork,
+    the garbage collector kept off the pages they share with this process, and
+    tasks skipped by `when` settled without a worker."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -80,5 +127,14 @@ class StrategyModule(_BaseStrategy):
         preload_template_plugins()
 
     def _queue_task(self, host, task, task_vars, play_context):
+        skipped = controller_skip_result(task, task_vars, play_context)
+        if skipped is not None:
+            self._queued_task_cache[(host.name, task._uuid)] = {
+                "host": host, "task": task, "task_vars": task_vars, "play_context": play_context}
+            self._tqm.send_callback("v2_runner_on_start", host, task)
+            self._final_q.send_task_result(_RawTaskResult(
+                host=host, task=task, return_data=skipped, task_fields=task.dump_attrs()))
+            self._pending_results += 1
+            return None
         gc.freeze()
         return super()._queue_task(host, task, task_vars, play_context)
