@@ -24,6 +24,12 @@ qualifies: no loop (`when` is then per item), no delegation, not a handler.
 If the check raises or is true, the task goes to a worker as usual, which then
 reports the error or runs it.
 
+A task whose action never touches the host (assert, set_fact, the role
+argument checks, debug, fail) runs here too, on a copy of the task, through
+the same TaskExecutor a worker would use; its result goes through the same
+queue. A worker costs a fork and the copy-on-write faults that follow, which
+is more than such an action does.
+
 On a machine with fewer than four CPUs, Mitogen's CPU pinning is turned off:
 it gives the multiplexer a CPU of its own and pins this process and every
 worker to the one other CPU, so on two cores the controller's templating and
@@ -35,16 +41,25 @@ from __future__ import annotations
 import gc
 import os
 
+from ansible.executor.task_executor import TaskExecutor
 from ansible.playbook.handler import Handler
+from ansible.plugins import loader as plugin_loader
 from ansible.plugins.loader import filter_loader, test_loader
 
 try:
-    # ansible-core 2.19's result and template classes; other versions run
-    # every task in a worker, as the stock strategy does.
+    # ansible-core 2.19's result, template and task context classes; other
+    # versions run every task in a worker, as the stock strategy does.
+    from ansible._internal._task import TaskContext
     from ansible._internal._templating._engine import TemplateEngine
     from ansible.executor.task_result import _RawTaskResult
 except ImportError:
-    TemplateEngine = _RawTaskResult = None
+    TaskContext = TemplateEngine = _RawTaskResult = None
+
+# Actions that run entirely in the controller and never use the connection.
+CONTROLLER_ACTIONS = frozenset(
+    prefix + name
+    for prefix in ("", "ansible.builtin.", "ansible.legacy.")
+    for name in ("assert", "set_fact", "validate_argument_spec", "debug", "fail"))
 
 try:
     import ansible_mitogen.affinity
@@ -115,10 +130,17 @@ def controller_skip_result(task, task_vars, play_context):
         return None
 
 
+def runs_in_the_controller(task):
+    """Whether the task can run here instead of in a forked worker."""
+    return (_RawTaskResult is not None
+            and (task.resolved_action or task.action) in CONTROLLER_ACTIONS
+            and not (task.async_val or task.until or task.timeout or isinstance(task, Handler)))
+
+
 class StrategyModule(_BaseStrategy):
     """The linear strategy, with template plugins loaded before workers fork,
     the garbage collector kept off the pages they share with this process, and
-    tasks skipped by `when` settled without a worker."""
+    tasks skipped by `when` or that never touch the host settled without a worker."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -129,12 +151,34 @@ class StrategyModule(_BaseStrategy):
     def _queue_task(self, host, task, task_vars, play_context):
         skipped = controller_skip_result(task, task_vars, play_context)
         if skipped is not None:
-            self._queued_task_cache[(host.name, task._uuid)] = {
-                "host": host, "task": task, "task_vars": task_vars, "play_context": play_context}
-            self._tqm.send_callback("v2_runner_on_start", host, task)
-            self._final_q.send_task_result(_RawTaskResult(
-                host=host, task=task, return_data=skipped, task_fields=task.dump_attrs()))
-            self._pending_results += 1
+            self._start_here(host, task, task_vars, play_context)
+            self._send_result_from_here(host, task, skipped)
+            return None
+        if runs_in_the_controller(task):
+            self._start_here(host, task, task_vars, play_context)
+            own_task = task.copy(exclude_tasks=True)
+            try:
+                with TaskContext(own_task):
+                    result = TaskExecutor(host, own_task, task_vars, play_context, self._loader,
+                                          plugin_loader.get_plugin_loader_namespace(),
+                                          self._final_q, self._variable_manager).run()
+            except Exception as error:  # pylint: disable=broad-except
+                # TaskExecutor.run reports task errors itself; this is its own set-up failing.
+                result = {"failed": True, "changed": False,
+                          "msg": "Unexpected failure running the task in the controller: %s" % error}
+            self._send_result_from_here(host, own_task, result)
             return None
         gc.freeze()
         return super()._queue_task(host, task, task_vars, play_context)
+
+    def _start_here(self, host, task, task_vars, play_context):
+        """Register a task settled in this process as _queue_task does for a worker."""
+        self._queued_task_cache[(host.name, task._uuid)] = {
+            "host": host, "task": task, "task_vars": task_vars, "play_context": play_context}
+        self._tqm.send_callback("v2_runner_on_start", host, task)
+        self._pending_results += 1
+
+    def _send_result_from_here(self, host, ran_task, result):
+        """Report its result as a worker reports its own."""
+        self._final_q.send_task_result(_RawTaskResult(
+            host=host, task=ran_task, return_data=result, task_fields=ran_task.dump_attrs()))
