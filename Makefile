@@ -30,6 +30,8 @@ $(VENV)/.installed: requirements.txt
 demo: setup
 	$(LAB) up --inventory inventories/lab
 	time $(BIN)/ansible-playbook site.yml -i inventories/lab
+# The outside client's tools (nmap, testssl.sh, wrk) for the lab tests and make bench.
+	$(BIN)/ansible-playbook playbooks/lab_client.yml -i inventories/lab
 	@bash scripts/demo-summary.sh inventories/lab
 
 demo-down: venv
