@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 from lab_helpers import Lab, publish_report  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -143,6 +145,12 @@ def summary(samples: list, key: str) -> dict:
     return {"median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
+def keepalived_default(name: str):
+    """A variable's default in the keepalived role (used when the inventory does not set it)."""
+    defaults = Path(__file__).resolve().parents[2] / "roles" / "keepalived" / "defaults" / "main.yml"
+    return yaml.safe_load(defaults.read_text())[name]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", required=True)
@@ -153,7 +161,8 @@ def main() -> int:
     lab = Lab(options.inventory)
     report: dict = {"benchmark": "lb_failover", "vip": lab.vip, "client_timeout_s": CLIENT_TIMEOUT, "clients": CLIENTS,
                     "settings": {"keepalived_vrrp_version": lab.render("keepalived_vrrp_version | default(3)"),
-                                 "keepalived_advert_int": lab.render("keepalived_advert_int | default(0.1)")},
+                                 "keepalived_advert_int": lab.render(
+                                     f"keepalived_advert_int | default({keepalived_default('keepalived_advert_int')})")},
                     "faults": {}}
     healthy = True
     for fault in ("hard_kill", "graceful_stop", "haproxy_death"):
