@@ -238,7 +238,8 @@ class DataPath:
         threads = 1 if connections == 1 else self.options.threads
         # On one CPU and niced: the load generator must not starve the lab (every host
         # shares the machine's cores) until keepalived misses its adverts and the VIP flaps.
-        command = ["taskset", "-c", "0", "nice", "-n", "10", "wrk", "--latency", "-t", str(threads), "-c", str(connections or self.options.connections),
+        command = ["taskset", "-c", "0", "nice", "-n", "10",
+                   "wrk", "--latency", "-t", str(threads), "-c", str(connections or self.options.connections),
                    "-d", f"{duration:g}s", "--timeout", f"{self.options.timeout:g}s"]
         for header in headers:
             command += ["-H", header]
@@ -320,7 +321,8 @@ def main() -> int:
         "benchmark": "datapath",
         "design": "direct and VIP runs from the same load host (the LB without the VIP: the firewall opens "
                   "nginx's port to LBs only); direct runs split wrk threads over the web nodes by their live "
-                  "HAProxy weights; VIP runs over HTTPS with keep-alive; all hosts share the machine's cores, and wrk runs on CPU 0 only, niced",
+                  "HAProxy weights; VIP runs over HTTPS with keep-alive; all hosts share the machine's cores, "
+                  "and wrk runs on CPU 0 only, niced",
         "load_host": bench.load_host, "vip_holder": bench.holder, "outside_client": outside,
         "settings": {"duration_s": options.duration, "warmup_s": options.warmup, "connections": options.connections,
                      "threads": options.threads, "request_timeout_s": options.timeout,

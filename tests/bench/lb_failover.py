@@ -160,7 +160,8 @@ def main() -> int:
     options = parser.parse_args()
     lab = Lab(options.inventory)
     report: dict = {"benchmark": "lb_failover", "vip": lab.vip, "client_timeout_s": CLIENT_TIMEOUT, "clients": CLIENTS,
-                    "settings": {"keepalived_vrrp_version": lab.render("keepalived_vrrp_version | default(3)"),
+                    "settings": {"keepalived_vrrp_version": lab.render(
+                                     f"keepalived_vrrp_version | default({keepalived_default('keepalived_vrrp_version')})"),
                                  "keepalived_advert_int": lab.render(
                                      f"keepalived_advert_int | default({keepalived_default('keepalived_advert_int')})")},
                     "faults": {}}
