@@ -17,8 +17,6 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 from lab_helpers import Lab, publish_report  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -145,12 +143,6 @@ def summary(samples: list, key: str) -> dict:
     return {"median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
-def keepalived_default(name: str):
-    """A variable's default in the keepalived role (used when the inventory does not set it)."""
-    defaults = Path(__file__).resolve().parents[2] / "roles" / "keepalived" / "defaults" / "main.yml"
-    return yaml.safe_load(defaults.read_text())[name]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", required=True)
@@ -160,10 +152,8 @@ def main() -> int:
     options = parser.parse_args()
     lab = Lab(options.inventory)
     report: dict = {"benchmark": "lb_failover", "vip": lab.vip, "client_timeout_s": CLIENT_TIMEOUT, "clients": CLIENTS,
-                    "settings": {"keepalived_vrrp_version": lab.render(
-                                     f"keepalived_vrrp_version | default({keepalived_default('keepalived_vrrp_version')})"),
-                                 "keepalived_advert_int": lab.render(
-                                     f"keepalived_advert_int | default({keepalived_default('keepalived_advert_int')})")},
+                    "settings": {"keepalived_vrrp_version": lab.role_setting("keepalived", "keepalived_vrrp_version"),
+                                 "keepalived_advert_int": lab.role_setting("keepalived", "keepalived_advert_int")},
                     "faults": {}}
     healthy = True
     for fault in ("hard_kill", "graceful_stop", "haproxy_death"):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -92,9 +94,14 @@ class Lab:
         line = next(line for line in result.stdout.splitlines() if " | SUCCESS => " in line)
         return json.JSONDecoder().raw_decode(line.split(" => ", 1)[1])[0]["msg"]
 
+    def role_setting(self, role: str, name: str):
+        """A role variable as the lab's inventory sets it, or else as the role's defaults file does."""
+        default = yaml.safe_load((REPO_ROOT / "roles" / role / "defaults" / "main.yml").read_text())[name]
+        return self.render(f"{name} | default({json.dumps(default)})")
+
     def static_root(self) -> str:
         """The directory nginx serves at /static/ on the web nodes."""
-        return self.render("nginx_static_root | default('/srv/nospof-app/current/static')")
+        return self.role_setting("nginx", "nginx_static_root")
 
     def address(self, host: str) -> str:
         hostvars = self.hostvars[host]
