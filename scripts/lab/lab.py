@@ -203,6 +203,9 @@ class Lab:
         cache = Path(os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION", REPO / ".cache/facts"))
         (cache / host).unlink(missing_ok=True)
 
+    # States `start` accepts; any other but running and absent means the container is stuck.
+    STARTABLE_STATES = ("created", "configured", "stopped", "exited")
+
     def up(self) -> None:
         self.ensure_key()
         self.ensure_image()
@@ -212,6 +215,11 @@ class Lab:
             state = self.container_state(host)
             if state == "running":
                 continue
+            if state not in ("absent", *self.STARTABLE_STATES):
+                # Left half-stopped (a killed engine, a restored machine): start it afresh.
+                log(f"removing {self.container(host)} ({state})")
+                self.engine_run("rm", "-f", self.container(host))
+                state = "absent"
             if state == "absent":
                 log(f"starting {self.container(host)} at {self.hosts[host]}")
                 self.forget_facts(host)

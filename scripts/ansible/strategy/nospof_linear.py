@@ -8,27 +8,35 @@ starting one per task, which halves a converge of the lab. ansible.cfg in a
 checkout selects this strategy; without Mitogen it is the stock linear one.
 Opt out with ANSIBLE_STRATEGY=linear.
 
-Every task runs in a worker forked from this process. Filter and test plugins
-loaded here, before the first fork, are inherited by every worker instead of
-being imported again in each one.
+Under Mitogen, a task that uses the host runs in a thread of this process,
+not in a forked worker. A fork costs about 50 ms of CPU (copy-on-write
+faults, a new connection to the multiplexer, cold plugin caches) against a
+few ms of work for most tasks. Each thread runs its own copy of the task,
+through the same TaskExecutor a worker would use, and sends its result
+through the same queue. All threads share one connection to the
+multiplexer, opened once per run. Tasks with async or a timeout (SIGALRM
+works only in the main thread), handlers, and actions that read the
+terminal or reset the connection still go to a forked worker. Set
+NOSPOF_FORKED_WORKERS=1 to fork a worker for every task, as the stock
+strategy does.
 
-Before each fork, the objects this process holds are frozen out of the garbage
-collector (gc.freeze, as the Python documentation advises before fork without
-exec), so a worker's collections do not touch, and copy, every page it shares
-with this process. They are let go and collected when the next play starts.
+Filter and test plugins are loaded here once, before the first task;
+PluginLoader's import of a plugin file is made atomic, because it exposes a
+half-run module to other threads; and Jinja's compiled code for each template
+string is kept for the run instead of compiled again for every host of every
+task. Before a fork, the objects this process holds are frozen out of the
+garbage collector (gc.freeze), so a worker's collections do not touch, and
+copy, every page it shares with this process.
 
-A task whose `when` is false for a host is skipped here, without forking a
-worker for it: the same check the worker makes first, on the same variables,
-with the same result sent back through the same queue. Only a plain task
+A task whose `when` is false for a host is skipped here without a thread or
+a worker: the same check the worker makes first, on the same variables, with
+the same result sent back through the same queue. Only a plain task
 qualifies: no loop (`when` is then per item), no delegation, not a handler.
-If the check raises or is true, the task goes to a worker as usual, which then
-reports the error or runs it.
+If the check raises or is true, the task runs as usual, which then reports
+the error or runs it.
 
 A task whose action never touches the host (assert, set_fact, the role
-argument checks, debug, fail) runs here too, on a copy of the task, through
-the same TaskExecutor a worker would use; its result goes through the same
-queue. A worker costs a fork and the copy-on-write faults that follow, which
-is more than such an action does.
+argument checks, debug, fail) runs in this thread, on a copy of the task.
 
 On a machine with fewer than four CPUs, Mitogen's CPU pinning is turned off:
 it gives the multiplexer a CPU of its own and pins this process and every
@@ -38,9 +46,15 @@ task workers never run on more than one of them.
 
 from __future__ import annotations
 
+import atexit
+import copy
+import functools
 import gc
 import os
+import threading
 
+import jinja2.environment
+from ansible.collections.list import list_collection_dirs
 from ansible.executor.task_executor import TaskExecutor
 from ansible.playbook.handler import Handler
 from ansible.plugins import loader as plugin_loader
@@ -52,8 +66,12 @@ try:
     from ansible._internal._task import TaskContext
     from ansible._internal._templating._engine import TemplateEngine
     from ansible.executor.task_result import _RawTaskResult
+    from ansible._internal._templating._jinja_bits import (
+        _TEMPLATE_OVERRIDE_FIELD_NAMES as TEMPLATE_OVERRIDE_FIELD_NAMES,
+        _TemplateCompileContext as TemplateCompileContext,
+        AnsibleEnvironment)
 except ImportError:
-    TaskContext = TemplateEngine = _RawTaskResult = None
+    TaskContext = TemplateEngine = _RawTaskResult = AnsibleEnvironment = None
 
 # Actions that run entirely in the controller and never use the connection.
 CONTROLLER_ACTIONS = frozenset(
@@ -61,15 +79,100 @@ CONTROLLER_ACTIONS = frozenset(
     for prefix in ("", "ansible.builtin.", "ansible.legacy.")
     for name in ("assert", "set_fact", "validate_argument_spec", "debug", "fail"))
 
+# Actions kept in a forked worker: they read the terminal or reset the connection.
+FORKED_ACTIONS = frozenset(
+    prefix + name
+    for prefix in ("", "ansible.builtin.", "ansible.legacy.")
+    for name in ("pause", "wait_for_connection", "reboot"))
+
 try:
     import ansible_mitogen.affinity
     import ansible_mitogen.loaders
+    import ansible_mitogen.planner
+    import ansible_mitogen.process
     import ansible_mitogen.strategy
+    import mitogen.fork
+    import mitogen.unix
 except ImportError:
+    ansible_mitogen = None
     from ansible.plugins.strategy.linear import StrategyModule as _BaseStrategy
 else:
     if (os.cpu_count() or 1) < 4:
         ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
+
+    def add_collection_paths(invocation):
+        """Mitogen's _load_collections, on the collection list made once here."""
+        invocation._extra_sys_paths.update(installed_collection_dirs())
+
+    if callable(getattr(ansible_mitogen.planner, "_load_collections", None)):
+        ansible_mitogen.planner._load_collections = add_collection_paths
+
+    class SharedBinding(ansible_mitogen.process.Binding):
+        """A binding to this process's one connection to a multiplexer."""
+
+        def __init__(self, parent):
+            self.parent = parent
+
+        def get_service_context(self):
+            return self.parent
+
+        def get_child_service_context(self):
+            return self.parent
+
+        def close(self):
+            """The connection outlives the task; the model closes it."""
+
+    class ThreadedWorkerModel(ansible_mitogen.process.WorkerModel):
+        """Mitogen's classic model for task threads: one broker and one
+        connection per multiplexer, opened once and shared by every task
+        thread of this process. A forked worker uses the classic model."""
+
+        def __init__(self, classic):
+            self.classic = classic
+            self.owner_pid = os.getpid()
+            self.lock = threading.Lock()
+            self.broker = None
+            self.parents = {}
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+            # Runs before the classic model's exit handler stops the multiplexers.
+            atexit.register(self._shutdown)
+
+        @classmethod
+        @functools.cache
+        def for_classic(cls, classic):
+            """One per run, like the classic model: its connection serves every play."""
+            return cls(classic)
+
+        def _shutdown(self):
+            if self.broker is not None and self.owner_pid == os.getpid():
+                self.broker.shutdown()
+                self.broker.join()
+                self.broker = None
+
+        def _after_fork_in_child(self):
+            if self.broker is not None and self.owner_pid != os.getpid():
+                # The child has no broker thread: drop the state it inherited.
+                mitogen.fork.on_fork()
+
+        def on_strategy_start(self):
+            self.classic.on_strategy_start()
+
+        def on_strategy_complete(self):
+            self.classic.on_strategy_complete()
+
+        def get_binding(self, inventory_name):
+            if self.owner_pid != os.getpid():
+                return self.classic.get_binding(inventory_name)
+            path = self.classic._listener_for_name(inventory_name)
+            with self.lock:
+                if self.broker is None:
+                    # Not watching the task thread that happens to open it; atexit closes it.
+                    self.broker = ansible_mitogen.process.Broker(install_watcher=False)
+                if path not in self.parents:
+                    router, parent = mitogen.unix.connect(path=path, broker=self.broker)
+                    router.max_message_size = ansible_mitogen.process.MAX_MESSAGE_SIZE
+                    self.parents[path] = parent
+                return SharedBinding(self.parents[path])
 
     class _BaseStrategy(ansible_mitogen.strategy.StrategyMixin,
                         ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)):
@@ -87,6 +190,16 @@ PRELOADED_FILTERS = (
     "nospof.webstack.db_topology_promote",
 )
 PRELOADED_TESTS = ("ansible.builtin.defined",)
+
+
+@functools.cache
+def installed_collection_dirs():
+    """Every installed collection's directory, listed once per run.
+
+    Mitogen lists them in each worker for the first collection module it runs,
+    which scans and imports ~100 collections: a third of a worker's CPU.
+    """
+    return tuple(path.decode("utf-8") for path in list_collection_dirs())
 
 
 def preload_template_plugins():
@@ -137,6 +250,103 @@ def runs_in_the_controller(task):
             and not (task.async_val or task.until or task.timeout or isinstance(task, Handler)))
 
 
+def compile_each_template_once():
+    """Keep the code Jinja compiles from each template and expression string.
+
+    ansible-core compiles a template every time it renders one, and the same
+    few hundred `when` conditions and task arguments are rendered for every
+    host of every task. The code depends only on the text and the compile
+    settings, which form the key; it is bound to each caller's environment
+    afresh, so the cache is invisible to the templates.
+    """
+    if AnsibleEnvironment is None or getattr(AnsibleEnvironment.compile, "compiles_once", False):
+        return
+    compile_source = AnsibleEnvironment.compile
+    compile_expression = AnsibleEnvironment.compile_expression
+    codes = {}
+    capture = threading.local()
+
+    def settings(env, *extra):
+        context = TemplateCompileContext.current(optional=True)
+        return (type(env), tuple(getattr(env, name) for name in TEMPLATE_OVERRIDE_FIELD_NAMES),
+                bool(context and context.escape_backslashes)) + extra
+
+    @functools.wraps(compile_source)
+    def compile_once(self, source, name=None, filename=None, raw=False, defer_init=False):
+        if raw or not isinstance(source, str) or self._debuggable_template_source:
+            code = compile_source(self, source, name, filename, raw, defer_init)
+            if getattr(capture, "active", False):
+                capture.code = code
+            return code
+        key = settings(self, str(source), name, filename, defer_init)
+        code = codes.get(key)
+        if code is None:
+            code = codes[key] = compile_source(self, source, name, filename, raw, defer_init)
+        return code
+
+    @functools.wraps(compile_expression)
+    def compile_expression_once(self, source, undefined_to_none=True):
+        if not isinstance(source, str) or self._debuggable_template_source:
+            return compile_expression(self, source, undefined_to_none)
+        key = settings(self, "expression", str(source))
+        code = codes.get(key)
+        if code is not None:
+            template = self.template_class.from_code(self, code, self.make_globals(None), None)
+            return jinja2.environment.TemplateExpression(template, undefined_to_none)
+        capture.active, capture.code = True, None
+        try:
+            expression = compile_expression(self, source, undefined_to_none)
+        finally:
+            capture.active = False
+        if capture.code is not None:
+            codes[key] = capture.code
+        return expression
+
+    compile_once.compiles_once = True
+    AnsibleEnvironment.compile = compile_once
+    AnsibleEnvironment.compile_expression = compile_expression_once
+
+
+PLUGIN_IMPORT_LOCK = threading.RLock()
+
+
+def import_plugins_one_at_a_time():
+    """Make PluginLoader's import of a plugin file atomic for task threads.
+
+    It puts the module in sys.modules before running it, so a second thread
+    asking for the same plugin meanwhile gets it half initialized.
+    """
+    load = getattr(plugin_loader.PluginLoader, "_load_module_source", None)
+    if load is None or getattr(load, "one_at_a_time", False):
+        return
+
+    @functools.wraps(load)
+    def load_under_lock(self, *args, **kwargs):
+        with PLUGIN_IMPORT_LOCK:
+            return load(self, *args, **kwargs)
+
+    load_under_lock.one_at_a_time = True
+    plugin_loader.PluginLoader._load_module_source = load_under_lock
+
+
+def load_plugins_for(task, play_context):
+    """Load a task's module, action and connection plugins before its threads
+    start, as Mitogen does before a fork: two threads importing one plugin at
+    once can see it half loaded."""
+    ansible_mitogen.loaders.module_loader.find_plugin(name=task.action, mod_type="")
+    ansible_mitogen.loaders.action_loader.get(name=task.action, class_only=True)
+    if isinstance(play_context.connection, str):
+        ansible_mitogen.loaders.connection_loader.get(name=play_context.connection, class_only=True)
+
+
+def runs_in_a_thread(task):
+    """Whether a task that uses the host can run in a thread of this process."""
+    return (ansible_mitogen is not None and _RawTaskResult is not None
+            and not os.environ.get("NOSPOF_FORKED_WORKERS")
+            and (task.resolved_action or task.action) not in FORKED_ACTIONS
+            and not (task.async_val or task.timeout or isinstance(task, Handler)))
+
+
 class StrategyModule(_BaseStrategy):
     """The linear strategy, with template plugins loaded before workers fork,
     the garbage collector kept off the pages they share with this process, and
@@ -147,6 +357,10 @@ class StrategyModule(_BaseStrategy):
         gc.unfreeze()
         gc.collect()
         preload_template_plugins()
+        compile_each_template_once()
+        if ansible_mitogen is not None:
+            installed_collection_dirs()
+            import_plugins_one_at_a_time()
 
     def _queue_task(self, host, task, task_vars, play_context):
         skipped = controller_skip_result(task, task_vars, play_context)
@@ -156,20 +370,36 @@ class StrategyModule(_BaseStrategy):
             return None
         if runs_in_the_controller(task):
             self._start_here(host, task, task_vars, play_context)
-            own_task = task.copy(exclude_tasks=True)
-            try:
-                with TaskContext(own_task):
-                    result = TaskExecutor(host, own_task, task_vars, play_context, self._loader,
-                                          plugin_loader.get_plugin_loader_namespace(),
-                                          self._final_q, self._variable_manager).run()
-            except Exception as error:  # pylint: disable=broad-except
-                # TaskExecutor.run reports task errors itself; this is its own set-up failing.
-                result = {"failed": True, "changed": False,
-                          "msg": "Unexpected failure running the task in the controller: %s" % error}
-            self._send_result_from_here(host, own_task, result)
+            self._run_here(host, task.copy(exclude_tasks=True), task_vars, play_context)
+            return None
+        if runs_in_a_thread(task):
+            load_plugins_for(task, play_context)
+            self._start_here(host, task, task_vars, play_context)
+            threading.Thread(target=self._run_here, name="task %s" % host.name, daemon=True,
+                             args=(host, task.copy(exclude_tasks=True), task_vars, play_context)).start()
             return None
         gc.freeze()
         return super()._queue_task(host, task, task_vars, play_context)
+
+    def _get_worker_model(self):
+        classic = super()._get_worker_model()
+        return ThreadedWorkerModel.for_classic(classic) if ansible_mitogen is not None else classic
+
+    def _run_here(self, host, own_task, task_vars, play_context):
+        """Run a task's own copy in this process and report its result."""
+        # Each task's loader tracks and cleans up only its own temporary files.
+        loader = copy.copy(self._loader)
+        loader._tempfiles = set()
+        try:
+            with TaskContext(own_task):
+                result = TaskExecutor(host, own_task, task_vars, play_context, loader,
+                                      plugin_loader.get_plugin_loader_namespace(),
+                                      self._final_q, self._variable_manager).run()
+        except Exception as error:  # pylint: disable=broad-except
+            # TaskExecutor.run reports task errors itself; this is its own set-up failing.
+            result = {"failed": True, "changed": False,
+                      "msg": "Unexpected failure running the task in the controller: %s" % error}
+        self._send_result_from_here(host, own_task, result)
 
     def _start_here(self, host, task, task_vars, play_context):
         """Register a task settled in this process as _queue_task does for a worker."""
