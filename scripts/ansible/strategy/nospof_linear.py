@@ -70,8 +70,9 @@ try:
         _TEMPLATE_OVERRIDE_FIELD_NAMES as TEMPLATE_OVERRIDE_FIELD_NAMES,
         _TemplateCompileContext as TemplateCompileContext,
         AnsibleEnvironment)
+    from ansible._internal._plugins._cache import PluginInterposer
 except ImportError:
-    TaskContext = TemplateEngine = _RawTaskResult = AnsibleEnvironment = None
+    TaskContext = TemplateEngine = _RawTaskResult = AnsibleEnvironment = PluginInterposer = None
 
 # Actions that run entirely in the controller and never use the connection.
 CONTROLLER_ACTIONS = frozenset(
@@ -307,6 +308,33 @@ def compile_each_template_once():
     AnsibleEnvironment.compile_expression = compile_expression_once
 
 
+def decode_each_fact_payload_once():
+    """Decode a host's cached facts once per stored version, not on every read.
+
+    ansible-core decodes the JSON payload of a host's facts each time it builds
+    the host's variables, that is for every host of every task. A read gets a
+    new top-level dict, as before, so a caller that adds facts to it changes
+    only its own copy until it stores it back.
+    """
+    if PluginInterposer is None or getattr(PluginInterposer._decode, "decodes_once", False):
+        return
+    decode = PluginInterposer._decode
+    decoded = {}
+
+    @functools.wraps(decode)
+    def decode_once(self, value):
+        payload = value[self._PAYLOAD_KEY]
+        facts = decoded.get(payload)
+        if facts is None:
+            if len(decoded) >= 256:
+                decoded.clear()
+            facts = decoded[payload] = decode(self, value)
+        return dict(facts)
+
+    decode_once.decodes_once = True
+    PluginInterposer._decode = decode_once
+
+
 PLUGIN_IMPORT_LOCK = threading.RLock()
 
 
@@ -358,6 +386,7 @@ class StrategyModule(_BaseStrategy):
         gc.collect()
         preload_template_plugins()
         compile_each_template_once()
+        decode_each_fact_payload_once()
         if ansible_mitogen is not None:
             installed_collection_dirs()
             import_plugins_one_at_a_time()
