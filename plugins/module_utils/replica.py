@@ -31,6 +31,7 @@ from ansible_collections.nospof.webstack.plugins.module_utils.mysql_connection i
     connect_mysql,
 )
 from ansible_collections.nospof.webstack.plugins.module_utils.replica_seed import (
+    INCOMPLETE_SEED_MARKER,
     ReplicaSeeder,
     SeedError,
 )
@@ -247,6 +248,8 @@ class ReplicaPlan:
     """What must happen; empty means converged."""
 
     seed: bool = False
+    # the server holds part of an earlier seed that never finished
+    incomplete_seed: bool = False
     # a former primary (or former replica) with data joins: check its history first
     former_primary: bool = False
     history: Optional[ServerHistory] = None
@@ -533,14 +536,19 @@ class ReplicaManager:
         if (status.configured and request.password is not None
                 and request.password_update == "always"):
             stored_password = self.replica.stored_password()
-        replica_is_empty = False
+        replica_is_empty = incomplete_seed = False
         history = None
         if not status.configured and request.source is not None and request.state != "absent":
-            replica_is_empty = not self.replica.has_user_schemas()
+            schemas = self.replica.user_schemas()
+            incomplete_seed = INCOMPLETE_SEED_MARKER in schemas
+            # a partial seed counts as empty: what it holds is dropped and seeded again
+            replica_is_empty = not schemas or incomplete_seed
             if not replica_is_empty and request.seed != "force":
                 history = self.read_history()
-        return plan_replica(request, status, self.replica.sql, stored_password, replica_is_empty,
+        plan = plan_replica(request, status, self.replica.sql, stored_password, replica_is_empty,
                             history)
+        plan.incomplete_seed = incomplete_seed
+        return plan
 
     def read_history(self) -> ServerHistory:
         """The GTID history of a server that holds data and joins a primary."""
@@ -585,10 +593,17 @@ class ReplicaManager:
         if plan.seed and self.seeder is None:
             raise ReplicaError("The replica is to be seeded (seed=%s), but no seed account is set"
                                % request.seed, self.result(status, plan, [], False))
+        if plan.incomplete_seed and not plan.seed:
+            raise ReplicaError(
+                "This server holds part of a seed that never finished (its schema %s is still "
+                "there), and no GTID position to replicate from. Set seed=auto or seed=force to "
+                "drop what it holds and seed it again; nothing was changed." % INCOMPLETE_SEED_MARKER,
+                self.result(status, plan, [], False))
         if plan.former_primary:
             self.refuse_errant_history(status, plan)
-        # seed=force replaces whatever the server holds
-        drop_schemas = self.replica.user_schemas() if plan.seed and request.seed == "force" else []
+        # seed=force, or a seed to finish, replaces whatever the server holds
+        drop_schemas = (self.replica.user_schemas()
+                        if plan.seed and (request.seed == "force" or plan.incomplete_seed) else [])
         if check_mode:
             return self.result(status, plan, self.planned_commands(plan, drop_schemas), plan.changed)
 

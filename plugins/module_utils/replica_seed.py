@@ -7,6 +7,11 @@ The dump uses --single-transaction, so the primary stays writable. The load runs
 with sql_log_bin off after a binary log reset, so the replica's own GTID history
 stays empty and replication continues exactly where the dump was taken. A replica
 that holds data (seed=force) has its user schemas dropped first.
+
+A marker schema exists on the replica from the start of the load until its GTID
+position is set. A server that still has it holds part of a dump and no position
+(a load cut off, a timeout); replicating from there would replay what it already
+holds, so it must be seeded again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ from ansible_collections.nospof.webstack.plugins.module_utils.replication_sql im
 CHUNK_BYTES = 1 << 20
 ERROR_TAIL_BYTES = 2000
 OPTION_FILE_SHOWN_AS = "<private option file with the password>"
+INCOMPLETE_SEED_MARKER = "nospof_seed_incomplete"
+# Created before the binary log reset (which then forgets it), dropped unlogged
+# once the position is set, so the replica's own GTID history stays empty.
+MARK_SEED_STARTED = (Statement("CREATE DATABASE IF NOT EXISTS `%s`" % INCOMPLETE_SEED_MARKER),)
+MARK_SEED_FINISHED = (Statement("SET SESSION sql_log_bin = 0"),
+                      Statement("DROP DATABASE IF EXISTS `%s`" % INCOMPLETE_SEED_MARKER),
+                      Statement("SET SESSION sql_log_bin = 1"))
 
 
 class SeedError(Exception):
@@ -149,12 +161,13 @@ class ReplicaSeeder:
         dump = self.sql.dump_programs[0]
         client = self.sql.client_programs[0]
         commands = [drop_schema_statement(schema).display() for schema in drop_schemas]
+        commands += [statement.display() for statement in MARK_SEED_STARTED]
         commands += [Statement(self.sql.reset_binary_logs).display(),
                      self.pipeline_display(dump, client)]
         if self.sql.set_gtid_position:
             commands.append(Statement(self.sql.set_gtid_position,
                                       ("<GTID position from the dump>",)).display())
-        return commands
+        return commands + [statement.display() for statement in MARK_SEED_FINISHED]
 
     def seed(self, execute: Callable[[Statement], None],
              global_variables: Callable[[Tuple[str, ...]], Dict[str, str]],
@@ -174,11 +187,15 @@ class ReplicaSeeder:
         try:
             for schema in drop_schemas:
                 run(drop_schema_statement(schema))
+            for statement in MARK_SEED_STARTED:
+                run(statement)
             run(Statement(self.sql.reset_binary_logs))
             position = self.stream(dump, client)
             ran.append(self.pipeline_display(dump, client))
             if self.sql.set_gtid_position:
                 run(Statement(self.sql.set_gtid_position, (position,)))
+            for statement in MARK_SEED_FINISHED:
+                run(statement)
         finally:
             for name in blocking:
                 run(Statement("SET GLOBAL %s = ON" % name))

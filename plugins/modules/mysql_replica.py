@@ -126,6 +126,9 @@ options:
         second run changes nothing.
       - V(never) only configures replication; an empty replica then replays the primary's binary
         logs from the beginning, which works only if the primary still has all of them.
+      - A seed marks the replica with a C(nospof_seed_incomplete) schema until its GTID position
+        is set. A server that still has it holds part of a dump that was cut off; V(auto) and
+        V(force) drop what it holds and seed it again, and V(never) fails, changing nothing.
     type: str
     choices: [auto, force, never]
     default: never

@@ -24,7 +24,7 @@ Filter and test plugins are loaded here once, before the first task;
 PluginLoader's import of a plugin file is made atomic, because it exposes a
 half-run module to other threads; and Jinja's compiled code for each template
 string is kept for the run instead of compiled again for every host of every
-task. Before a fork, the objects this process holds are frozen out of the
+task, as is a host's decoded facts until they are stored again. Before a fork, the objects this process holds are frozen out of the
 garbage collector (gc.freeze), so a worker's collections do not touch, and
 copy, every page it shares with this process.
 
@@ -376,14 +376,17 @@ def runs_in_a_thread(task):
 
 
 class StrategyModule(_BaseStrategy):
-    """The linear strategy, with template plugins loaded before workers fork,
-    the garbage collector kept off the pages they share with this process, and
-    tasks skipped by `when` or that never touch the host settled without a worker."""
+    """The linear strategy, with tasks that use the host run in threads of this
+    process, and tasks skipped by `when` or that never touch the host settled
+    here without a thread or a worker."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        gc.unfreeze()
-        gc.collect()
+        if gc.get_freeze_count():
+            # Objects frozen before the last play's forks; a full collection
+            # of this heap costs about 70 ms, so only after a fork.
+            gc.unfreeze()
+            gc.collect()
         preload_template_plugins()
         compile_each_template_once()
         decode_each_fact_payload_once()

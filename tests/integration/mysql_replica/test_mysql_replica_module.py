@@ -161,6 +161,51 @@ def test_seeding_an_empty_replica_while_writes_continue_loses_nothing(primary, w
         fresh.stop()
 
 
+def leave_a_seed_cut_off(replica, primary) -> None:
+    """What a load cut off part way leaves: the marker, some rows, no GTID position."""
+    table = primary.sql("SHOW CREATE TABLE app.items")[0]["Create Table"]
+    first_rows = primary.sql("SELECT id, note FROM app.items ORDER BY id LIMIT 100")
+    replica.sql("CREATE DATABASE nospof_seed_incomplete", "RESET MASTER",
+                "SET SESSION sql_log_bin = 0", "CREATE DATABASE app", "USE app", table)
+    connection = replica.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_log_bin = 0")
+            cursor.executemany("INSERT INTO app.items (id, note) VALUES (%s, %s)",
+                               [(row["id"], row["note"]) for row in first_rows])
+    finally:
+        connection.close()
+
+
+def test_a_seed_cut_off_part_way_is_seeded_again_not_replicated_over(primary, workdir: Path):
+    primary.sql("INSERT INTO app.items (note) SELECT 'before the cut' FROM app.seq_1_to_2000")
+    cut_off = start_replica(workdir, "cutoff", server_id=4)
+    try:
+        leave_a_seed_cut_off(cut_off, primary)
+        args = replica_args(cut_off, primary, seed="auto", seed_user=SEED_USER,
+                            seed_password=SEED_PASSWORD)
+
+        refused = run_module(dict(args, seed="never"))
+        reseeded = run_module(args)
+        converged = run_module(dict(args, wait_for_sync=True))
+
+        assert refused.failed and "seed that never finished" in refused.result["msg"]
+        assert not refused.changed
+        assert not reseeded.failed, reseeded.result.get("msg")
+        assert reseeded.changed and reseeded.result["seeded"]
+        assert "DROP DATABASE `app`" in reseeded.result["commands"]
+        assert not converged.failed, converged.result.get("msg")
+        assert not converged.changed and converged.result["state"] == "running"
+        checksum = "SELECT COUNT(*) AS n, SUM(id) AS ids FROM app.items"
+        assert cut_off.sql(checksum) == primary.sql(checksum)
+        assert cut_off.value("SELECT COUNT(*) FROM information_schema.schemata "
+                             "WHERE schema_name = 'nospof_seed_incomplete'") == 0
+        # the marker's removal left no transaction of the replica's own
+        assert cut_off.value("SELECT @@GLOBAL.gtid_binlog_pos") == ""
+    finally:
+        cut_off.stop()
+
+
 def test_module_result_is_valid_json_with_documented_keys(primary, replica):
     run = run_module(replica_args(replica, primary))
 

@@ -200,6 +200,7 @@ class FakeReplica:
         self.statuses = statuses
         self.executed: list[str] = []
         self._stored_password = stored_password
+        self.schemas = ["app"]
 
     def status(self) -> ReplicaStatus:
         return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
@@ -207,8 +208,11 @@ class FakeReplica:
     def stored_password(self) -> str | None:
         return self._stored_password
 
+    def user_schemas(self) -> list[str]:
+        return list(self.schemas)
+
     def has_user_schemas(self) -> bool:
-        return True
+        return bool(self.schemas)
 
     def executed_gtid_state(self) -> str:
         return ""
@@ -349,7 +353,7 @@ def test_wait_for_sync_reports_the_position_or_fails():
 
 def test_seeding_planned_without_a_seeder_fails_before_any_change():
     replica = FakeReplica([ABSENT])
-    replica.has_user_schemas = lambda: False  # type: ignore[method-assign]
+    replica.schemas = []
 
     with pytest.raises(ReplicaError, match="no seed account"):
         manager(replica)[0].ensure(replace(REQUEST, seed="auto"))
@@ -498,7 +502,8 @@ def test_seed_force_check_mode_plans_to_drop_the_user_schemas_first():
     result = run.ensure(replace(REQUEST, seed="force"), check_mode=True)
 
     assert result["changed"] and result["seeded"] and not result["former_primary"]
-    assert result["commands"][:3] == ["DROP DATABASE `app`", "DROP DATABASE `odd``name`",
+    assert result["commands"][:4] == ["DROP DATABASE `app`", "DROP DATABASE `odd``name`",
+                                      "CREATE DATABASE IF NOT EXISTS `nospof_seed_incomplete`",
                                       "RESET MASTER"]
     assert replica.executed == []
 
@@ -511,3 +516,33 @@ def test_a_former_replica_that_wrote_nothing_joins_without_a_history_check():
 
     assert not result["former_primary"]
     assert [command.split(" ")[0] for command in replica.executed] == ["CHANGE", "START"]
+
+
+def incomplete_seed_manager() -> tuple[FakeReplica, ReplicaManager]:
+    """A server a cut-off seed left with part of the dump and the marker schema."""
+    replica = FakeReplica([ABSENT])
+    replica.schemas = ["app", "nospof_seed_incomplete"]
+    settings = MysqlConnectionSettings(host="10.0.0.1", user="seeder")
+    clock = FakeClock()
+    return replica, ReplicaManager(replica, FakePrimary(), ReplicaSeeder(MARIADB, settings, settings, 30),
+                                   clock=clock, sleep=clock.sleep)
+
+
+def test_a_seed_that_never_finished_is_dropped_and_seeded_again():
+    replica, run = incomplete_seed_manager()
+
+    result = run.ensure(replace(REQUEST, seed="auto"), check_mode=True)
+
+    assert result["changed"] and result["seeded"] and not result["former_primary"]
+    assert result["commands"][:4] == ["DROP DATABASE `app`", "DROP DATABASE `nospof_seed_incomplete`",
+                                      "CREATE DATABASE IF NOT EXISTS `nospof_seed_incomplete`",
+                                      "RESET MASTER"]
+    assert replica.executed == []
+
+
+def test_a_seed_that_never_finished_is_not_replicated_from_without_a_seed():
+    replica, run = incomplete_seed_manager()
+
+    with pytest.raises(ReplicaError, match="holds part of a seed that never finished.*seed=auto"):
+        run.ensure(replace(REQUEST, seed="never"))
+    assert replica.executed == []

@@ -53,6 +53,11 @@ def test_option_file_escapes_the_password():
     assert option_file_text(None) == "[client]\n"
 
 
+MARK_STARTED = "CREATE DATABASE IF NOT EXISTS `nospof_seed_incomplete`"
+MARK_FINISHED = ["SET SESSION sql_log_bin = 0", "DROP DATABASE IF EXISTS `nospof_seed_incomplete`",
+                 "SET SESSION sql_log_bin = 1"]
+
+
 def stand_in(tmp_path: Path, name: str, body: str) -> str:
     """An executable Python script standing in for a client program."""
     path = tmp_path / name
@@ -86,9 +91,10 @@ def test_seed_streams_the_dump_and_sets_the_position(tmp_path):
 
     loaded = (tmp_path / "client.input").read_text()
     assert loaded == "SET SESSION sql_log_bin = 0;\n" + DUMP_TEXT
-    assert executed == ["RESET MASTER", "SET GLOBAL gtid_slave_pos = '0-1-42'"]
-    assert ran[0] == "RESET MASTER" and ran[2] == "SET GLOBAL gtid_slave_pos = '0-1-42'"
-    assert "| " in ran[1] and "dump-pw" not in ran[1]
+    assert executed == [MARK_STARTED, "RESET MASTER", "SET GLOBAL gtid_slave_pos = '0-1-42'",
+                        *MARK_FINISHED]
+    assert ran[1] == "RESET MASTER" and ran[3] == "SET GLOBAL gtid_slave_pos = '0-1-42'"
+    assert "| " in ran[2] and "dump-pw" not in ran[2]
     dump_args = (tmp_path / "dump.args").read_text()
     assert "--host=10.0.0.1 --port=3306 --user=seeder --skip-ssl --single-transaction" in dump_args
     assert "dump-pw" not in dump_args
@@ -103,8 +109,8 @@ def test_mysql_seed_lifts_super_read_only_and_restores_it(tmp_path):
     seeder.seed(lambda statement: executed.append(statement.display()),
                 lambda names: {name: "ON" for name in names}, [])
 
-    assert executed == ["SET GLOBAL super_read_only = OFF", "RESET BINARY LOGS AND GTIDS",
-                        "SET GLOBAL super_read_only = ON"]
+    assert executed == ["SET GLOBAL super_read_only = OFF", MARK_STARTED, "RESET BINARY LOGS AND GTIDS",
+                        *MARK_FINISHED, "SET GLOBAL super_read_only = ON"]
 
 
 def test_failed_load_reports_the_clients_error_and_restores(tmp_path):
@@ -163,9 +169,11 @@ def test_planned_commands_for_check_mode():
 
     planned = seeder.planned_commands()
 
-    assert planned[0] == Statement("RESET MASTER").display()
-    assert planned[1].startswith("mariadb-dump") and " | mariadb " in planned[1]
-    assert planned[2] == "SET GLOBAL gtid_slave_pos = '<GTID position from the dump>'"
+    assert planned[0] == MARK_STARTED
+    assert planned[1] == Statement("RESET MASTER").display()
+    assert planned[2].startswith("mariadb-dump") and " | mariadb " in planned[2]
+    assert planned[3] == "SET GLOBAL gtid_slave_pos = '<GTID position from the dump>'"
+    assert planned[4:] == MARK_FINISHED
 
 
 def test_seed_force_drops_the_user_schemas_before_the_reset(tmp_path):
@@ -176,6 +184,17 @@ def test_seed_force_drops_the_user_schemas_before_the_reset(tmp_path):
                 lambda names: {name: "ON" for name in names}, [], drop_schemas=["app", "a`b"])
 
     assert executed == ["SET GLOBAL super_read_only = OFF", "DROP DATABASE `app`",
-                        "DROP DATABASE `a``b`", "RESET BINARY LOGS AND GTIDS",
-                        "SET GLOBAL super_read_only = ON"]
-    assert seeder.planned_commands(["app"])[:2] == ["DROP DATABASE `app`", "RESET BINARY LOGS AND GTIDS"]
+                        "DROP DATABASE `a``b`", MARK_STARTED, "RESET BINARY LOGS AND GTIDS",
+                        *MARK_FINISHED, "SET GLOBAL super_read_only = ON"]
+    assert seeder.planned_commands(["app"])[:3] == ["DROP DATABASE `app`", MARK_STARTED,
+                                                    "RESET BINARY LOGS AND GTIDS"]
+
+
+def test_a_load_cut_off_leaves_the_marker_of_an_unfinished_seed(tmp_path):
+    seeder = seeder_with(tmp_path, DUMP_WRITES_TEXT,
+                         "sys.stdin.read(10); sys.stderr.write('ERROR 2013: Lost connection'); sys.exit(1)")
+    executed: list[str] = []
+
+    with pytest.raises(SeedError, match="ERROR 2013"):
+        seeder.seed(lambda statement: executed.append(statement.display()), lambda names: {}, [])
+    assert executed == [MARK_STARTED, "RESET MASTER"]

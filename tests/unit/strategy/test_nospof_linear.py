@@ -1,0 +1,161 @@
+"""The checkout strategy's helpers: the template code cache, the fact decode
+memo, atomic plugin imports and the choice of where a task runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible._internal._plugins._cache import PluginInterposer
+from ansible._internal._templating._engine import TemplateEngine
+from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+from ansible.module_utils._internal._datatag import AnsibleTagHelper
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.handler import Handler
+from ansible.playbook.task import Task
+from ansible.plugins.cache.memory import CacheModule as MemoryCache
+from ansible.plugins.loader import action_loader
+from ansible._internal._datatag._tags import TrustedAsTemplate
+
+STRATEGY = Path(__file__).resolve().parents[3] / "scripts/ansible/strategy/nospof_linear.py"
+
+
+@pytest.fixture(scope="module")
+def strategy():
+    spec = importlib.util.spec_from_file_location("nospof_linear_under_test", STRATEGY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def trusted(text):
+    return AnsibleTagHelper.tag(text, (TrustedAsTemplate(),))
+
+
+def render(template, **variables):
+    return TemplateEngine(loader=DataLoader(), variables=variables).template(trusted(template))
+
+
+def test_a_cached_template_renders_each_callers_variables(strategy):
+    strategy.compile_each_template_once()
+    assert AnsibleEnvironment.compile.compiles_once
+    template = "{{ port + 1 }} on {{ name }} (cache test)"
+    assert render(template, port=1, name="web1") == "2 on web1 (cache test)"
+    assert render(template, port=41, name="web2") == "42 on web2 (cache test)"
+
+
+def test_the_cache_compiles_a_template_string_once(strategy, monkeypatch):
+    strategy.compile_each_template_once()
+    calls = []
+    jinja_compile = AnsibleEnvironment._compile
+
+    def counting_compile(self, source, filename):
+        calls.append(source)
+        return jinja_compile(self, source, filename)
+
+    monkeypatch.setattr(AnsibleEnvironment, "_compile", counting_compile)
+    template = "{{ items | length }} items, counted once"
+    for size in range(5):
+        assert render(template, items=list(range(size))) == "%d items, counted once" % size
+    assert len(calls) == 1
+
+
+def test_a_cached_condition_is_evaluated_on_each_callers_variables(strategy):
+    strategy.compile_each_template_once()
+    condition = trusted("weight | int > 10 and role == 'web'")
+    for weight, role, expected in ((20, "web", True), (5, "web", False), (20, "db", False)):
+        engine = TemplateEngine(loader=DataLoader(), variables=dict(weight=weight, role=role))
+        assert engine.evaluate_conditional(condition) is expected
+
+
+def test_different_delimiters_are_compiled_apart(strategy):
+    strategy.compile_each_template_once()
+    body = "[[ greeting ]] {{ greeting }}"
+    assert render("#jinja2: variable_start_string:'[[', variable_end_string:']]'\n" + body,
+                  greeting="hi") == "hi {{ greeting }}"
+    assert render("[[ greeting ]] {{ greeting }}", greeting="hi") == "[[ greeting ]] hi"
+
+
+def test_a_template_syntax_error_is_still_reported(strategy):
+    strategy.compile_each_template_once()
+    with pytest.raises(Exception, match="(?i)syntax"):
+        render("{{ broken ( }}")
+    # Again: a failed compile leaves nothing in the cache.
+    with pytest.raises(Exception, match="(?i)syntax"):
+        render("{{ broken ( }}")
+
+
+def fact_cache():
+    return PluginInterposer(MemoryCache())
+
+
+def test_facts_read_twice_are_equal_but_not_shared(strategy):
+    strategy.decode_each_fact_payload_once()
+    cache = fact_cache()
+    cache.set("web1", {"ansible_memtotal_mb": 2048, "ansible_processor_vcpus": 2})
+    first = cache.get("web1")
+    first["added_by_a_caller"] = True
+    second = cache.get("web1")
+    assert second == {"ansible_memtotal_mb": 2048, "ansible_processor_vcpus": 2}
+    assert second is not first
+
+
+def test_facts_stored_again_are_read_anew(strategy):
+    strategy.decode_each_fact_payload_once()
+    cache = fact_cache()
+    cache.set("db1", {"ansible_memtotal_mb": 1024})
+    assert cache.get("db1")["ansible_memtotal_mb"] == 1024
+    facts = cache.get("db1")
+    facts |= {"ansible_memtotal_mb": 4096}
+    cache.set("db1", facts)
+    assert cache.get("db1")["ansible_memtotal_mb"] == 4096
+
+
+def test_two_threads_loading_one_plugin_both_see_it_whole(strategy, tmp_path):
+    strategy.import_plugins_one_at_a_time()
+    plugin = tmp_path / "slow_plugin.py"
+    plugin.write_text("import time\ntime.sleep(0.3)\nLOADED = True\n")
+    seen = []
+
+    def load():
+        module = action_loader._load_module_source(
+            python_module_name="ansible_test_nospof_slow_plugin", path=str(plugin))
+        seen.append(getattr(module, "LOADED", False))
+
+    threads = [threading.Thread(target=load, name=name) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+    assert seen == [True, True]
+
+
+@pytest.mark.parametrize("fields, in_a_thread", [
+    (dict(action="ansible.builtin.command"), True),
+    (dict(action="nospof.webstack.haproxy_backend"), True),
+    (dict(action="ansible.builtin.apt", async_val=60), False),
+    (dict(action="ansible.builtin.command", timeout=5), False),
+    (dict(action="ansible.builtin.pause"), False),
+    (dict(action="ansible.builtin.reboot"), False),
+])
+def test_which_tasks_run_in_a_thread(strategy, monkeypatch, fields, in_a_thread):
+    monkeypatch.delenv("NOSPOF_FORKED_WORKERS", raising=False)
+    task = Task()
+    for name, value in fields.items():
+        setattr(task, name, value)
+    assert strategy.runs_in_a_thread(task) is in_a_thread
+
+
+def test_handlers_and_the_opt_out_fork_a_worker(strategy, monkeypatch):
+    handler = Handler()
+    handler.action = "ansible.builtin.systemd"
+    assert strategy.runs_in_a_thread(handler) is False
+    task = Task()
+    task.action = "ansible.builtin.command"
+    monkeypatch.setenv("NOSPOF_FORKED_WORKERS", "1")
+    assert strategy.runs_in_a_thread(task) is False
