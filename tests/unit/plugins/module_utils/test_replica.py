@@ -492,12 +492,17 @@ def test_former_primary_is_not_joined_when_the_primary_history_is_unreadable():
     assert replica.executed == []
 
 
+def seeding_manager(replica: FakeReplica, primary: Any) -> ReplicaManager:
+    """A manager with a seeder, for check-mode plans that seed."""
+    settings = MysqlConnectionSettings(host="10.0.0.1", user="seeder")
+    clock = FakeClock()
+    return ReplicaManager(replica, primary, ReplicaSeeder(MARIADB, settings, settings, 30),
+                          clock=clock, sleep=clock.sleep)
+
+
 def test_seed_force_check_mode_plans_to_drop_the_user_schemas_first():
     replica = FormerPrimary(executed="0-1-51")
-    settings = MysqlConnectionSettings(host="10.0.0.1", user="seeder")
-    seeder = ReplicaSeeder(MARIADB, settings, settings, 30)
-    clock = FakeClock()
-    run = ReplicaManager(replica, NewPrimary(), seeder, clock=clock, sleep=clock.sleep)
+    run = seeding_manager(replica, NewPrimary())
 
     result = run.ensure(replace(REQUEST, seed="force"), check_mode=True)
 
@@ -522,10 +527,7 @@ def incomplete_seed_manager() -> tuple[FakeReplica, ReplicaManager]:
     """A server a cut-off seed left with part of the dump and the marker schema."""
     replica = FakeReplica([ABSENT])
     replica.schemas = ["app", "nospof_seed_incomplete"]
-    settings = MysqlConnectionSettings(host="10.0.0.1", user="seeder")
-    clock = FakeClock()
-    return replica, ReplicaManager(replica, FakePrimary(), ReplicaSeeder(MARIADB, settings, settings, 30),
-                                   clock=clock, sleep=clock.sleep)
+    return replica, seeding_manager(replica, FakePrimary())
 
 
 def test_a_seed_that_never_finished_is_dropped_and_seeded_again():
