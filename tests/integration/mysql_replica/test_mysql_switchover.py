@@ -261,7 +261,8 @@ def test_errant_write_on_the_old_primary_is_refused_then_seed_force_recovers(pri
         assert "seed=force" in run.result["msg"]
         assert run.result["errant_gtids"] == errant_gtid
     assert force_predicted.changed and force_predicted.result["seeded"]
-    assert force_predicted.result["commands"][:2] == ["DROP DATABASE `app`", "RESET MASTER"]
+    assert force_predicted.result["commands"][:3] == [
+        "DROP DATABASE `app`", "CREATE DATABASE IF NOT EXISTS `nospof_seed_incomplete`", "RESET MASTER"]
     assert not forced.failed, forced.result.get("msg")
     assert forced.changed and forced.result["seeded"] and not forced.result["former_primary"]
     assert SEED_PASSWORD not in forced.output
