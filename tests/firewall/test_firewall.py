@@ -266,7 +266,7 @@ def test_update_only_changes_only_hosts_that_already_run_the_firewall(
     fresh, running = lab_rendered.view.hosts("databases")[:2]
     assert re.search(rf"^{fresh}\s+: ok=\d+\s+changed=0\s", log, re.M), log
     sections = {section.split("]", 1)[0]: section for section in log.split("\nTASK [")[1:]}
-    for task in ("Read the environment of the SSH session Ansible uses", "Write the ruleset, checked with nft -c first"):
+    for task in ("Read SSH_CLIENT of the SSH session Ansible uses", "Write the ruleset, checked with nft -c first"):
         section = sections[f"nospof.webstack.firewall : {task}"]
         assert f"skipping: [{fresh}]" in section and f"ok: [{running}]" in section, f"{task}:\n{log}"
     assert sorted(path.name for path in second_renders.update_only_output.iterdir()) == [f"{running}-nftables.conf"]
