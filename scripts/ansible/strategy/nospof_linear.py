@@ -427,8 +427,8 @@ class StrategyModule(_BaseStrategy):
         return super().run(iterator, play_context)
 
     def _connect_ahead(self, play, play_context):
-        """Open the connection to each host of the run's first play, in
-        threads, while that play's first tasks run here.
+        """Open the connection to each host of the run's first play and to
+        the controller, in threads, while that play's first tasks run here.
 
         Mitogen starts a Python on each host and sends it its own and the
         modules' code, about 2.5 s for the lab's 8 hosts; site.yml's first
@@ -444,11 +444,14 @@ class StrategyModule(_BaseStrategy):
         loaders = plugin_loader.get_plugin_loader_namespace()
         loaders.action_loader = PinnedLoader(loaders.action_loader)
         loaders.connection_loader = PinnedLoader(loaders.connection_loader)
-        for host in self._inventory.get_hosts(play.hosts):
+        # The controller too: roles delegate to localhost (the app's archive,
+        # the lab CA), and Mitogen starts a Python for that as for any host.
+        hosts = self._inventory.get_hosts(play.hosts)
+        if all(host.name != "localhost" for host in hosts):
+            hosts.append(self._inventory.get_host("localhost"))
+        for host in filter(None, hosts):
             task_vars = self._variable_manager.get_vars(play=play, host=host, task=probe,
                                                         _hosts=self._hosts_cache, _hosts_all=self._hosts_cache_all)
-            if task_vars.get("ansible_connection", play_context.connection) == "local":
-                continue
             threading.Thread(target=self._probe_here, name="connect %s" % host.name, daemon=True,
                              args=(host, probe.copy(), task_vars, play_context, loaders)).start()
 
