@@ -6,6 +6,8 @@ Cases (in this order, each ends with the status report healthy again):
   web         kill a web node's container under GET load: 0 failed GETs.
   switchover  playbooks/db_switchover.yml under a write load with a ledger of
               acknowledged writes: 0 acknowledged writes lost; write unavailability.
+              Then playbooks/rolling_deploy.yml under the same load: no write fails
+              (the app keeps writing to the new primary).
   failover    kill the primary's container under the same load, then
               playbooks/db_failover.yml: 0 acknowledged writes missing on the new
               primary; time until writes succeed again. Recovery: start the old
@@ -181,8 +183,19 @@ def case_switchover(lab: Lab) -> dict:
     report = {"old_primary": old, "new_primary": new, "playbook": playbook,
               "write_unavailable_s": round(ledger.longest_gap(started, ended + 3), 3)}
     report.update(ledger_check(lab, ledger, new[0] if len(new) == 1 else old[0]))
+    # A rolling deploy after it must keep the app writing to the new primary,
+    # which is no longer the inventory's db_primary when it started there.
+    with WriteLedger(lab, "deploy-after-switchover") as deploy_ledger:
+        deploy = run_playbook(lab, "playbooks/rolling_deploy.yml")
+        time.sleep(2)
+    deploy["acknowledged_writes"] = len(deploy_ledger.acknowledged)
+    deploy["failed_writes"] = len(deploy_ledger.failures)
+    report["rolling_deploy_after"] = deploy
     report["checks"] = {"playbook_passed": playbook["rc"] == 0, "one_writable_server": len(new) == 1,
-                        "primary_moved": new != old, "zero_lost_writes": report["lost_acknowledged_writes"] == 0}
+                        "primary_moved": new != old, "zero_lost_writes": report["lost_acknowledged_writes"] == 0,
+                        "rolling_deploy_after_passed": deploy["rc"] == 0,
+                        "writes_succeed_through_the_rolling_deploy":
+                            deploy["failed_writes"] == 0 and deploy["acknowledged_writes"] > 0}
     return report
 
 
