@@ -72,6 +72,32 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request(lab: Lab) -> Non
     assert not traffic.non_2xx and not traffic.socket_errors, (traffic.non_2xx[:3], traffic.socket_errors[:3])
 
 
+def test_pruning_keeps_the_releases_that_ran_last_so_a_rollback_finds_the_one_before(lab: Lab) -> None:
+    """A release made long ago that ran again lately is newest by use, oldest on disk."""
+    before = current_releases(lab)
+    assert len(set(before.values())) == 1, before
+    old_release = next(iter(before.values()))
+    stamp = int(time.time())
+
+    def deploy(release: str, keep: int) -> None:
+        result = lab.ansible_playbook("playbooks/rolling_deploy.yml", "-e", f"app_release={release}",
+                                      "-e", f"app_keep_releases={keep}")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert set(current_releases(lab).values()) == {release}
+
+    deploy(f"prune-a-{stamp}", 3)
+    deploy(old_release, 3)
+    for host in lab.groups["webservers"]:
+        lab.exec(host, "touch", "-d", "@0", f"/srv/nospof-app/releases/{old_release}")
+    deploy(f"prune-b-{stamp}", 2)
+    for host in lab.groups["webservers"]:
+        kept = set(lab.exec(host, "ls", "/srv/nospof-app/releases").stdout.split())
+        assert kept == {f"prune-b-{stamp}", old_release}, (host, kept)
+    rollback = lab.ansible_playbook("playbooks/rollback.yml")
+    assert rollback.returncode == 0, rollback.stdout[-3000:]
+    assert current_releases(lab) == before
+
+
 def test_a_release_that_fails_its_health_check_is_rolled_back_and_the_rest_keep_serving(lab: Lab) -> None:
     before = current_releases(lab)
     with TrafficLoop(lab) as traffic:
