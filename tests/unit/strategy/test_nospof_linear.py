@@ -165,6 +165,7 @@ def test_handlers_and_the_opt_out_fork_a_worker(strategy, monkeypatch):
 def test_a_pinned_loader_keeps_the_lookup_it_was_made_with(strategy, monkeypatch):
     if not AnsibleCollectionConfig.collection_finder:
         init_plugin_loader()
+
     # Mitogen swaps a loader's get_with_context in for a play and back after it;
     # a connect-ahead thread that outlives the play must keep Mitogen's.
     def swapped_in(name, *args, **kwargs):
