@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
-from preflight_helpers import REPO_ROOT, RunPlaybook, run_ansible_playbook
+from preflight_helpers import (
+    REPO_ROOT,
+    ConnectionCounter,
+    RunPlaybook,
+    run_ansible_playbook,
+)
 
 
 @pytest.fixture
@@ -33,3 +39,11 @@ def chained_playbook(guard_playbook: Path) -> Path:
     """Return a playbook that runs preflight and then contacts hosts: site.yml, else the guard."""
     site = REPO_ROOT / "site.yml"
     return site if site.exists() else guard_playbook
+
+
+@pytest.fixture
+def connection_counter() -> Iterator[ConnectionCounter]:
+    """Return a loopback listener that counts the connections ansible makes to hosts."""
+    counter = ConnectionCounter()
+    yield counter
+    counter.close()

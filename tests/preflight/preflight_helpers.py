@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,8 +27,8 @@ SECRETS = {
 }
 
 # Test traffic may only go to loopback: every host is 127.0.0.1:9 over ssh, where
-# nothing listens, so any real connection fails as UNREACHABLE. The service
-# addresses (webstack_address) are never contacted.
+# nothing listens, or a ConnectionCounter's port, so any real connection fails as
+# UNREACHABLE. The service addresses (webstack_address) are never contacted.
 CONNECTION_VARS = {
     "ansible_host": "127.0.0.1",
     "ansible_port": 9,
@@ -122,15 +124,57 @@ def _collect_host_vars(group: dict[str, Any], found: dict[str, dict[str, Any]]) 
         _collect_host_vars(child or {}, found)
 
 
-def assert_loopback_only(inventory: dict[str, Any]) -> None:
-    """Refuse an inventory in which ansible could try to reach anything but loopback."""
+def _all_host_vars(inventory: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     _collect_host_vars(inventory["all"], found)
-    for name, host_vars in found.items():
-        for key, value in CONNECTION_VARS.items():
+    return found
+
+
+def assert_loopback_only(inventory: dict[str, Any]) -> None:
+    """Refuse an inventory in which ansible could try to reach anything but loopback."""
+    for name, host_vars in _all_host_vars(inventory).items():
+        for key in ("ansible_host", "ansible_connection"):
             assert (
-                host_vars.get(key) == value
-            ), f"test host {name} must set {key}: {value}"
+                host_vars.get(key) == CONNECTION_VARS[key]
+            ), f"test host {name} must set {key}: {CONNECTION_VARS[key]}"
+        assert isinstance(
+            host_vars.get("ansible_port"), int
+        ), f"test host {name} must set ansible_port"
+
+
+class ConnectionCounter:
+    """A TCP listener on loopback that counts and drops every connection made to it."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._socket.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._count, daemon=True).start()
+
+    def _count(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections += 1
+            connection.close()
+
+    def point_hosts_here(self, inventory: dict[str, Any]) -> None:
+        """Make every host of the inventory ansible's ssh target on this listener."""
+        for group in _groups(inventory["all"]):
+            for host_vars in (group.get("hosts") or {}).values():
+                if host_vars is not None:
+                    host_vars["ansible_port"] = self.port
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _groups(group: dict[str, Any]):
+    yield group
+    for child in (group.get("children") or {}).values():
+        yield from _groups(child or {})
 
 
 @dataclass

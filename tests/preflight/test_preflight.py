@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import pytest
 from preflight_helpers import (
+    ConnectionCounter,
     RunPlaybook,
     SECRETS,
     good_inventory,
@@ -382,10 +383,14 @@ BAD_CASES = [
 
 @pytest.mark.parametrize("case", BAD_CASES, ids=[case.id for case in BAD_CASES])
 def test_bad_inventory_stops_the_run_before_any_host_is_contacted(
-    case: BadCase, run_playbook: RunPlaybook, chained_playbook: Path
+    case: BadCase,
+    run_playbook: RunPlaybook,
+    chained_playbook: Path,
+    connection_counter: ConnectionCounter,
 ) -> None:
     inventory = good_inventory()
     case.break_inventory(inventory)
+    connection_counter.point_hosts_here(inventory)
 
     result = run_playbook(inventory, chained_playbook)
 
@@ -394,6 +399,10 @@ def test_bad_inventory_stops_the_run_before_any_host_is_contacted(
         assert message in result.flat_output, result.output
     assert "Fix:" in result.output, result.output
     assert "UNREACHABLE" not in result.output, result.output
+    assert connection_counter.connections == 0, (
+        f"{connection_counter.connections} connection(s) reached the hosts' ssh port\n"
+        f"{result.output}"
+    )
     for secret in SECRETS.values():
         assert secret not in result.output, f"secret {secret} leaked:\n{result.output}"
 
@@ -441,10 +450,16 @@ def test_good_inventory_passes(
 
 
 def test_guard_would_notice_a_run_that_preflight_did_not_stop(
-    run_playbook: RunPlaybook, guard_playbook: Path
+    run_playbook: RunPlaybook,
+    guard_playbook: Path,
+    connection_counter: ConnectionCounter,
 ) -> None:
-    """The UNREACHABLE check above is meaningful: past preflight, the guard does contact hosts."""
-    result = run_playbook(good_inventory(), guard_playbook)
+    """The checks above are meaningful: past preflight, the guard does contact hosts."""
+    inventory = good_inventory()
+    connection_counter.point_hosts_here(inventory)
+
+    result = run_playbook(inventory, guard_playbook)
 
     assert result.rc != 0, result.output
     assert "UNREACHABLE" in result.output, result.output
+    assert connection_counter.connections > 0, result.output

@@ -28,10 +28,6 @@ task, as is a host's decoded facts until they are stored again. Before a fork, t
 garbage collector (gc.freeze), so a worker's collections do not touch, and
 copy, every page it shares with this process.
 
-While the run's first play starts, the connection to each of its hosts is
-opened in a thread (a ping whose result is dropped), so site.yml's preflight,
-which runs only here, overlaps Mitogen's start on the hosts.
-
 A task whose `when` is false for a host is skipped here without a thread or
 a worker: the same check the worker makes first, on the same variables, with
 the same result sent back through the same queue. Only a plain task
@@ -60,9 +56,7 @@ import threading
 import jinja2.environment
 from ansible.collections.list import list_collection_dirs
 from ansible.executor.task_executor import TaskExecutor
-from ansible.playbook.block import Block
 from ansible.playbook.handler import Handler
-from ansible.playbook.task import Task
 from ansible.plugins import loader as plugin_loader
 from ansible.plugins.loader import filter_loader, test_loader
 
@@ -373,23 +367,6 @@ def load_plugins_for(task, play_context):
         ansible_mitogen.loaders.connection_loader.get(name=play_context.connection, class_only=True)
 
 
-class PinnedLoader:
-    """A plugin loader's view that keeps the lookup it has when made.
-
-    Not a copy: copying a PluginLoader resets its class's global caches.
-    """
-
-    def __init__(self, loader):
-        self._loader = loader
-        self.get_with_context = loader.get_with_context
-
-    def get(self, name, *args, **kwargs):
-        return self.get_with_context(name, *args, **kwargs).object
-
-    def __getattr__(self, name):
-        return getattr(self._loader, name)
-
-
 def runs_in_a_thread(task):
     """Whether a task that uses the host can run in a thread of this process."""
     return (ansible_mitogen is not None and _RawTaskResult is not None
@@ -417,60 +394,7 @@ class StrategyModule(_BaseStrategy):
             installed_collection_dirs()
             import_plugins_one_at_a_time()
 
-    # Whether this run has opened its connections ahead yet.
-    connected_ahead = False
-    _first_play = None
-
-    def run(self, iterator, play_context):
-        self._first_play = iterator._play if not StrategyModule.connected_ahead else None
-        StrategyModule.connected_ahead = True
-        return super().run(iterator, play_context)
-
-    def _connect_ahead(self, play, play_context):
-        """Open the connection to each host of the run's first play and to
-        the controller, in threads, while that play's first tasks run here.
-
-        Mitogen starts a Python on each host and sends it its own and the
-        modules' code, about 2.5 s for the lab's 8 hosts; site.yml's first
-        play, the preflight, runs only in this process. A host's first task
-        waits for the connection being opened for it rather than open another.
-        """
-        probe = Task.load({"action": "ansible.builtin.ping", "name": "Connect ahead"},
-                          block=Block(play=play), variable_manager=self._variable_manager, loader=self._loader)
-        if not runs_in_a_thread(probe):
-            return
-        # Mitogen swaps in its plugins only while a play runs: the probes keep
-        # the loaders as they are now, should they outlive this play.
-        loaders = plugin_loader.get_plugin_loader_namespace()
-        loaders.action_loader = PinnedLoader(loaders.action_loader)
-        loaders.connection_loader = PinnedLoader(loaders.connection_loader)
-        # The controller too: roles delegate to localhost (the app's archive,
-        # the lab CA), and Mitogen starts a Python for that as for any host.
-        hosts = self._inventory.get_hosts(play.hosts)
-        if all(host.name != "localhost" for host in hosts):
-            hosts.append(self._inventory.get_host("localhost"))
-        for host in filter(None, hosts):
-            task_vars = self._variable_manager.get_vars(play=play, host=host, task=probe,
-                                                        _hosts=self._hosts_cache, _hosts_all=self._hosts_cache_all)
-            threading.Thread(target=self._probe_here, name="connect %s" % host.name, daemon=True,
-                             args=(host, probe.copy(), task_vars, play_context, loaders)).start()
-
-    def _probe_here(self, host, own_task, task_vars, play_context, loaders):
-        """Run a task for the connection it opens only: its result is dropped,
-        and a host that fails reports that at its first real task."""
-        loader = copy.copy(self._loader)
-        loader._tempfiles = set()
-        try:
-            with TaskContext(own_task):
-                TaskExecutor(host, own_task, task_vars, play_context, loader, loaders,
-                             self._final_q, self._variable_manager).run()
-        except Exception:  # pylint: disable=broad-except
-            pass
-
     def _queue_task(self, host, task, task_vars, play_context):
-        if self._first_play is not None:
-            play, self._first_play = self._first_play, None
-            self._connect_ahead(play, play_context)
         skipped = controller_skip_result(task, task_vars, play_context)
         if skipped is not None:
             self._start_here(host, task, task_vars, play_context)

@@ -18,8 +18,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.handler import Handler
 from ansible.playbook.task import Task
 from ansible.plugins.cache.memory import CacheModule as MemoryCache
-from ansible.plugins.loader import action_loader, init_plugin_loader
-from ansible.utils.collection_loader import AnsibleCollectionConfig
+from ansible.plugins.loader import action_loader
 from ansible._internal._datatag._tags import TrustedAsTemplate
 
 STRATEGY = Path(__file__).resolve().parents[3] / "scripts/ansible/strategy/nospof_linear.py"
@@ -160,25 +159,3 @@ def test_handlers_and_the_opt_out_fork_a_worker(strategy, monkeypatch):
     task.action = "ansible.builtin.command"
     monkeypatch.setenv("NOSPOF_FORKED_WORKERS", "1")
     assert strategy.runs_in_a_thread(task) is False
-
-
-def test_a_pinned_loader_keeps_the_lookup_it_was_made_with(strategy, monkeypatch):
-    if not AnsibleCollectionConfig.collection_finder:
-        init_plugin_loader()
-
-    # Mitogen swaps a loader's get_with_context in for a play and back after it;
-    # a connect-ahead thread that outlives the play must keep Mitogen's.
-    def swapped_in(name, *args, **kwargs):
-        return action_loader.get_with_context("ansible.builtin.debug" if name == "swapped" else name, *args, **kwargs)
-
-    monkeypatch.setattr(action_loader, "get_with_context", swapped_in, raising=False)
-    pinned = strategy.PinnedLoader(action_loader)
-    monkeypatch.undo()
-    assert "get_with_context" not in vars(action_loader)
-    debug = action_loader.get("ansible.builtin.debug", class_only=True)
-    assert debug is not None
-    assert pinned.get("swapped", class_only=True) is debug
-    assert action_loader.get("swapped", class_only=True) is None
-    # Everything else is the loader's own, caches included.
-    assert pinned.package == action_loader.package
-    assert pinned._module_cache is action_loader._module_cache
