@@ -154,7 +154,7 @@ class ConnectionCounter:
     def _count(self) -> None:
         while True:
             try:
-                connection, _ = self._socket.accept()
+                connection = self._socket.accept()[0]
             except OSError:
                 return
             self.connections += 1
