@@ -72,12 +72,14 @@ start_apt_cache() {
     echo 'http://deb.debian.org/debian/' > "$backends"
     /etc/init.d/apt-cacher-ng stop >/dev/null 2>&1 || true
   fi
-  # A release file fetched within this many seconds is served from the cache
-  # without asking the mirror again: lab.py up fetches them once, so the hosts'
-  # simultaneous apt-get update never races the cache's swap of a changed one.
+  # Release files (InRelease) pass through uncached. Caching them, the cache
+  # swaps its stored copy on each refresh, and two hosts refreshing the same
+  # one within a second collide ("Failure to move file ... out of the way"):
+  # a 503, or an apt-get update left hanging. The packages stay cached.
   local settings=/etc/apt-cacher-ng/zz-nospof-lab.conf
-  if [[ -d /etc/apt-cacher-ng && "$(cat "$settings" 2>/dev/null)" != "FreshIndexMaxAge: 900" ]]; then
-    echo "FreshIndexMaxAge: 900" > "$settings"
+  local wanted='DontCacheRequested: /InRelease$'
+  if [[ -d /etc/apt-cacher-ng && "$(cat "$settings" 2>/dev/null)" != "$wanted" ]]; then
+    echo "$wanted" > "$settings"
     /etc/init.d/apt-cacher-ng stop >/dev/null 2>&1 || true
   fi
   if curl -s -o /dev/null --max-time 2 http://127.0.0.1:3142/acng-report.html; then return 0; fi

@@ -20,17 +20,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_DIR = Path(os.environ.get("NOSPOF_LAB_KEY_DIR", Path.home() / ".local/share/nospof-lab"))
 KEY = KEY_DIR / "id_ed25519"
 APT_CACHE_PORT = 3142
-# The release files (InRelease) of the image's apt sources, as the cache files them.
-APT_RELEASE_FILES = ("deb.debian.org/debian/dists/{release}/InRelease",
-                     "deb.debian.org/debian/dists/{release}-updates/InRelease",
-                     "deb.debian.org/debian-security/dists/{release}-security/InRelease")
 # MiB of memory per inventory group (podman/docker --memory). A host in several
 # groups gets the largest; a host in none (monitoring, clients) gets no limit.
 LAB_MEMORY_MB = {"loadbalancers": 512, "webservers": 768, "databases": 1024}
@@ -162,23 +157,6 @@ class Lab:
         except OSError:
             return False
 
-    def refresh_apt_cache(self) -> None:
-        """Fetch the release files through the cache once, one at a time.
-
-        apt-cacher-ng replaces a release file that changed upstream; when
-        several hosts ask for it in that moment, it can fail the swap ("Failure
-        to move file ... out of the way") and leave a host's apt-get update
-        hanging. Refreshed here, the hosts' own updates within the cache's
-        FreshIndexMaxAge (setup-host.sh) get the stored copy.
-        """
-        for path in APT_RELEASE_FILES:
-            url = f"http://127.0.0.1:{APT_CACHE_PORT}/" + path.format(release=self.release)
-            try:
-                with urllib.request.urlopen(url, timeout=30) as response:
-                    response.read()
-            except OSError as error:
-                log(f"could not refresh {url} in the apt cache: {error}")
-
     def configure_apt_proxy(self, host: str) -> None:
         # A request the cache stalls on fails after 30 s (the default is 120 s per
         # read, forever while bytes trickle) and apt tries it again. No HTTP
@@ -253,8 +231,6 @@ class Lab:
             if use_cache:
                 self.configure_apt_proxy(host)
         self.wait_for_ssh()
-        if use_cache:
-            self.refresh_apt_cache()
         log(f"lab {self.name} is up: {len(self.hosts)} hosts on {self.network}")
 
     def down(self) -> None:

@@ -258,7 +258,9 @@ def compile_each_template_once():
     few hundred `when` conditions and task arguments are rendered for every
     host of every task. The code depends only on the text and the compile
     settings, which form the key; it is bound to each caller's environment
-    afresh, so the cache is invisible to the templates.
+    afresh, so the cache is invisible to the templates. A miss compiles under
+    a lock: the task threads render the same template file for every host at
+    once, and would otherwise each compile it.
     """
     if AnsibleEnvironment is None or getattr(AnsibleEnvironment.compile, "compiles_once", False):
         return
@@ -266,6 +268,7 @@ def compile_each_template_once():
     compile_expression = AnsibleEnvironment.compile_expression
     codes = {}
     capture = threading.local()
+    compiling = threading.RLock()
 
     def settings(env, *extra):
         context = TemplateCompileContext.current(optional=True)
@@ -282,7 +285,10 @@ def compile_each_template_once():
         key = settings(self, str(source), name, filename, defer_init)
         code = codes.get(key)
         if code is None:
-            code = codes[key] = compile_source(self, source, name, filename, raw, defer_init)
+            with compiling:
+                code = codes.get(key)
+                if code is None:
+                    code = codes[key] = compile_source(self, source, name, filename, raw, defer_init)
         return code
 
     @functools.wraps(compile_expression)
@@ -291,17 +297,20 @@ def compile_each_template_once():
             return compile_expression(self, source, undefined_to_none)
         key = settings(self, "expression", str(source))
         code = codes.get(key)
-        if code is not None:
-            template = self.template_class.from_code(self, code, self.make_globals(None), None)
-            return jinja2.environment.TemplateExpression(template, undefined_to_none)
-        capture.active, capture.code = True, None
-        try:
-            expression = compile_expression(self, source, undefined_to_none)
-        finally:
-            capture.active = False
-        if capture.code is not None:
-            codes[key] = capture.code
-        return expression
+        if code is None:
+            with compiling:
+                code = codes.get(key)
+                if code is None:
+                    capture.active, capture.code = True, None
+                    try:
+                        expression = compile_expression(self, source, undefined_to_none)
+                    finally:
+                        capture.active = False
+                    if capture.code is not None:
+                        codes[key] = capture.code
+                    return expression
+        template = self.template_class.from_code(self, code, self.make_globals(None), None)
+        return jinja2.environment.TemplateExpression(template, undefined_to_none)
 
     compile_once.compiles_once = True
     AnsibleEnvironment.compile = compile_once

@@ -64,6 +64,32 @@ def test_the_cache_compiles_a_template_string_once(strategy, monkeypatch):
     assert len(calls) == 1
 
 
+def test_threads_rendering_one_new_template_at_once_compile_it_once(strategy, monkeypatch):
+    strategy.compile_each_template_once()
+    calls = []
+    jinja_compile = AnsibleEnvironment._compile
+
+    def slow_counting_compile(self, source, filename):
+        calls.append(source)
+        time.sleep(0.2)  # the other threads arrive while this one compiles
+        return jinja_compile(self, source, filename)
+
+    monkeypatch.setattr(AnsibleEnvironment, "_compile", slow_counting_compile)
+    template = "{{ host }} renders the shared file (threads test)"
+    results = {}
+
+    def render_for(host):
+        results[host] = render(template, host=host)
+
+    threads = [threading.Thread(target=render_for, args=("web%d" % n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {"web%d" % n: "web%d renders the shared file (threads test)" % n for n in range(6)}
+    assert len(calls) == 1
+
+
 def test_a_cached_condition_is_evaluated_on_each_callers_variables(strategy):
     strategy.compile_each_template_once()
     condition = trusted("weight | int > 10 and role == 'web'")
