@@ -78,7 +78,7 @@ def python_in(lab: Lab, container: str, script: str, *args: str) -> subprocess.P
 
 
 def measure_lag(lab: Lab, seconds: float, writers: int) -> dict:
-    primary, replica = lab.groups["db_primary"][0], lab.groups["db_replicas"][0]
+    primary, replica = lab.live_primary(), lab.live_replicas()[0]
     sql(lab, lab.container(primary), "CREATE DATABASE IF NOT EXISTS bench; "
         "CREATE TABLE IF NOT EXISTS bench.load (id BIGINT AUTO_INCREMENT PRIMARY KEY, payload VARCHAR(255)); "
         "CREATE TABLE IF NOT EXISTS bench.heartbeat (id INT PRIMARY KEY, ts DATETIME(6)); "
@@ -100,7 +100,7 @@ def measure_lag(lab: Lab, seconds: float, writers: int) -> dict:
 
 
 def measure_seed(lab: Lab, rows: int) -> dict:
-    primary = lab.container(lab.groups["db_primary"][0])
+    primary = lab.container(lab.live_primary())
     sql(lab, primary, "CREATE DATABASE IF NOT EXISTS bench; DROP TABLE IF EXISTS bench.seed; "
         "CREATE TABLE bench.seed (id BIGINT PRIMARY KEY, payload VARCHAR(255)); "
         f"INSERT INTO bench.seed SELECT seq, REPEAT('x', 200) FROM bench.seq_1_to_{rows}")

@@ -110,6 +110,20 @@ class Lab:
     def container(self, host: str) -> str:
         return f"{self.name}-{host}"
 
+    def live_replicas(self) -> list:
+        """The database hosts whose server is read-only now: after a switchover
+        or a failover (make bench runs one), not the inventory's db_replicas."""
+        return [host for host in self.groups["databases"]
+                if self.exec(host, "mariadb", "-N", "-B", "-e", "SELECT @@read_only", check=False)
+                .stdout.strip() == "1"]
+
+    def live_primary(self) -> str:
+        """The one database host whose server takes writes now."""
+        replicas = self.live_replicas()
+        writable = [host for host in self.groups["databases"] if host not in replicas]
+        assert len(writable) == 1, f"expected one writable database server, found {writable}"
+        return writable[0]
+
     def engine_cmd(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([self.engine, *args], check=check, capture_output=True, text=True, timeout=timeout)
 

@@ -35,7 +35,7 @@ def inventory_with_extra_replica(lab: Lab, workdir: Path, name: str) -> tuple:
 
 
 def test_a_new_replica_seeds_and_joins_while_the_primary_takes_writes(lab: Lab, tmp_path: Path) -> None:
-    primary = lab.groups["db_primary"][0]
+    primary = lab.live_primary()
     new_replica = "db9"
     inventory, _address = inventory_with_extra_replica(lab, tmp_path, new_replica)
     grown = Lab(inventory)

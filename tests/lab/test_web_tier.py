@@ -14,7 +14,7 @@ DEMO_APP = REPO_ROOT / "roles/app/files/demo_app"
 
 
 def replica_addresses(lab: Lab) -> set:
-    return {lab.address(host) for host in lab.groups["db_replicas"]}
+    return {lab.address(host) for host in lab.live_replicas()}
 
 
 def current_releases(lab: Lab) -> dict:
