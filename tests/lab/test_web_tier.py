@@ -130,14 +130,21 @@ def test_the_app_deploys_from_an_archive_and_from_git(lab: Lab, tmp_path) -> Non
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "app"], check=True)
     subprocess.run([*git, "tag", "v1"], check=True)
+    tagged = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    # main moves on past the tag, so the tag is not what the clone's HEAD is.
+    (work / "CHANGES").write_text("after v1\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "after v1"], check=True)
+    latest = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repository)], check=True)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     for host in lab.groups["webservers"]:  # the nodes clone it from their own disk
+        lab.engine_cmd("exec", lab.container(host), "rm", "-rf", "/srv/app-source.git")
         lab.engine_cmd("cp", str(repository), f"{lab.container(host)}:/srv/app-source.git")
-    deploy = lab.ansible_playbook("playbooks/rolling_deploy.yml", "-e", "app_source_type=git",
-                                  "-e", "app_git_repo=/srv/app-source.git", "-e", "app_git_version=v1")
-    assert deploy.returncode == 0, deploy.stdout[-3000:]
-    assert set(current_releases(lab).values()) == {commit[:12]}
+    for version, commit in (("v1", tagged), ("main", latest)):
+        deploy = lab.ansible_playbook("playbooks/rolling_deploy.yml", "-e", "app_source_type=git",
+                                      "-e", "app_git_repo=/srv/app-source.git", "-e", f"app_git_version={version}")
+        assert deploy.returncode == 0, deploy.stdout[-3000:]
+        assert set(current_releases(lab).values()) == {commit[:12]}, version
 
     back = lab.ansible_playbook("site.yml", "--limit", "webservers")
     assert back.returncode == 0, back.stdout[-3000:]
