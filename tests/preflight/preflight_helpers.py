@@ -116,17 +116,19 @@ def hosts_of(inventory: dict[str, Any], group: str) -> dict[str, Any]:
     return children[group].setdefault("hosts", {})
 
 
-def _collect_host_vars(group: dict[str, Any], found: dict[str, dict[str, Any]]) -> None:
-    """Merge into found the vars of every host listed in a group or its children."""
-    for name, host_vars in (group.get("hosts") or {}).items():
-        found.setdefault(name, {}).update(host_vars or {})
+def _groups(group: dict[str, Any]):
+    """Yield a group and, depth first, every group below it."""
+    yield group
     for child in (group.get("children") or {}).values():
-        _collect_host_vars(child or {}, found)
+        yield from _groups(child or {})
 
 
 def _all_host_vars(inventory: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Merge the vars of every host listed anywhere in the inventory, by host name."""
     found: dict[str, dict[str, Any]] = {}
-    _collect_host_vars(inventory["all"], found)
+    for group in _groups(inventory["all"]):
+        for name, host_vars in (group.get("hosts") or {}).items():
+            found.setdefault(name, {}).update(host_vars or {})
     return found
 
 
@@ -169,12 +171,6 @@ class ConnectionCounter:
 
     def close(self) -> None:
         self._socket.close()
-
-
-def _groups(group: dict[str, Any]):
-    yield group
-    for child in (group.get("children") or {}).values():
-        yield from _groups(child or {})
 
 
 @dataclass
