@@ -38,6 +38,12 @@ the error or runs it.
 A task whose action never touches the host (assert, set_fact, the role
 argument checks, debug, fail) runs in this thread, on a copy of the task.
 
+A play that lists inventory groups in nospof_concurrent_tiers runs each
+group's hosts in step with each other, as linear runs a play, and the groups
+at the same time; a group with `after` starts once those groups have
+finished. Each tier keeps its own place in the play's task list. Results,
+includes, handlers and failures are handled as linear handles them, per tier.
+
 On a machine with fewer than four CPUs, Mitogen's CPU pinning is turned off:
 it gives the multiplexer a CPU of its own and pins this process and every
 worker to the one other CPU, so on two cores the controller's templating and
@@ -52,13 +58,19 @@ import functools
 import gc
 import os
 import threading
+import time
 
 import jinja2.environment
+from ansible import constants as C
 from ansible.collections.list import list_collection_dirs
+from ansible.errors import AnsibleError, AnsibleParserError, AnsibleValueOmittedError
 from ansible.executor.task_executor import TaskExecutor
 from ansible.playbook.handler import Handler
+from ansible.playbook.included_file import IncludedFile
 from ansible.plugins import loader as plugin_loader
-from ansible.plugins.loader import filter_loader, test_loader
+from ansible.plugins.loader import action_loader, filter_loader, test_loader
+from ansible.plugins.strategy import StrategyBase
+from ansible.utils.display import Display
 
 try:
     # ansible-core 2.19's result, template and task context classes; other
@@ -73,6 +85,8 @@ try:
     from ansible._internal._plugins._cache import PluginInterposer
 except ImportError:
     TaskContext = TemplateEngine = _RawTaskResult = AnsibleEnvironment = PluginInterposer = None
+
+display = Display()
 
 # Actions that run entirely in the controller and never use the connection.
 CONTROLLER_ACTIONS = frozenset(
@@ -96,8 +110,10 @@ try:
     import mitogen.unix
 except ImportError:
     ansible_mitogen = None
-    from ansible.plugins.strategy.linear import StrategyModule as _BaseStrategy
+    from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 else:
+    LinearStrategy = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
+
     if (os.cpu_count() or 1) < 4:
         ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
 
@@ -174,10 +190,6 @@ else:
                     router.max_message_size = ansible_mitogen.process.MAX_MESSAGE_SIZE
                     self.parents[path] = parent
                 return SharedBinding(self.parents[path])
-
-    class _BaseStrategy(ansible_mitogen.strategy.StrategyMixin,
-                        ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)):
-        """The linear strategy over Mitogen's persistent interpreters."""
 
 # Collection plugins the roles call; builtin ones load with the first lookup.
 PRELOADED_FILTERS = (
@@ -382,6 +394,345 @@ def runs_in_a_thread(task):
             and not os.environ.get("NOSPOF_FORKED_WORKERS")
             and (task.resolved_action or task.action) not in FORKED_ACTIONS
             and not (task.async_val or task.timeout or isinstance(task, Handler)))
+
+
+TIERS_VAR = "nospof_concurrent_tiers"
+
+# Meta actions that act on one host; the others act once for every host.
+PER_HOST_META = frozenset(("noop", "reset_connection", "end_host", "role_complete", "flush_handlers", "end_role"))
+
+
+class Tier:
+    """Hosts that run in step with each other, at their own pace against the
+    other tiers: the linear strategy's rounds, with a place of its own in the
+    play's task list."""
+
+    def __init__(self, groups, hosts, order):
+        self.groups = list(groups)
+        self.hosts = set(hosts)
+        self.order = order
+        self.after = set()
+        self.cursor = 0
+        self.step = None
+        self.done = False
+
+    def __repr__(self):
+        return "Tier(%s)" % "+".join(self.groups)
+
+
+class TierStep:
+    """One task of a tier in flight: the hosts it waits for and their results."""
+
+    def __init__(self):
+        self.awaited = []
+        self.results = []
+        self.any_errors_fatal = False
+
+
+def read_tier_spec(spec):
+    """[(group, [groups it starts after])] from the play's nospof_concurrent_tiers."""
+    problem = ("%s must be a list of {group: <inventory group>, after: [<groups listed in it>]}" % TIERS_VAR)
+    if not isinstance(spec, list) or not spec:
+        raise AnsibleError(problem + ", got %r" % (spec,))
+    entries = []
+    for entry in spec:
+        if not isinstance(entry, dict) or not isinstance(entry.get("group"), str) or set(entry) - {"group", "after"}:
+            raise AnsibleError(problem + ", got the entry %r" % (entry,))
+        after = entry.get("after", [])
+        if not isinstance(after, list) or not all(isinstance(name, str) for name in after):
+            raise AnsibleError(problem + ": the after of %s is not a list of group names" % entry["group"])
+        entries.append((str(entry["group"]), [str(name) for name in after]))
+    listed = [group for group, _after in entries]
+    for group, after in entries:
+        unknown = sorted(set(after) - set(listed))
+        if unknown:
+            raise AnsibleError("%s: %s starts after %s, which the list does not name" % (TIERS_VAR, group, ", ".join(unknown)))
+    if len(set(listed)) != len(listed):
+        raise AnsibleError("%s names a group twice: %s" % (TIERS_VAR, ", ".join(listed)))
+    return entries
+
+
+def plan_tiers(spec, hosts):
+    """The tiers of a play's hosts, in the order of the spec.
+
+    A host joins the tier of each listed group it is in, and tiers that share
+    a host become one: its tasks keep their order. Hosts in no listed group
+    form a tier of their own. Tiers that wait on each other in a circle also
+    become one, so no tier waits forever.
+    """
+    entries = read_tier_spec(spec)
+    index_of = {group: index for index, (group, _after) in enumerate(entries)}
+    parent = list(range(len(entries) + 1))  # the last one holds hosts in no listed group
+
+    def root(index):
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    members = {}
+    for host in hosts:
+        names = {group.name for group in host.get_groups()}
+        indexes = sorted(index_of[name] for name in names if name in index_of) or [len(entries)]
+        for index in indexes[1:]:
+            parent[root(index)] = root(indexes[0])
+        members[host.name] = indexes[0]
+    waits_on = {index: {index_of[name] for name in after} for index, (_group, after) in enumerate(entries)}
+
+    while True:
+        tiers = {}
+        for host_name, index in members.items():
+            tier_root = root(index)
+            if tier_root not in tiers:
+                tiers[tier_root] = Tier([], [], tier_root)
+            tiers[tier_root].hosts.add(host_name)
+        for index, (group, _after) in enumerate(entries):
+            if root(index) in tiers:
+                tiers[root(index)].groups.append(group)
+                tiers[root(index)].order = min(tiers[root(index)].order, index)
+        edges = {tier_root: {root(other) for index in range(len(entries)) if root(index) == tier_root
+                             for other in waits_on[index] if root(other) in tiers and root(other) != tier_root}
+                 for tier_root in tiers}
+        circle = find_circle(edges)
+        if not circle:
+            break
+        for tier_root in circle[1:]:
+            parent[root(tier_root)] = root(circle[0])
+    for tier_root, tier in tiers.items():
+        tier.after = {tiers[other] for other in edges[tier_root]}
+        if not tier.groups:
+            tier.groups.append("other hosts")
+    return sorted(tiers.values(), key=lambda tier: tier.order)
+
+
+def find_circle(edges):
+    """Nodes of one cycle in a {node: {nodes it waits on}} graph, or []."""
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for other in sorted(edges[node]):
+            if state.get(other) == "open":
+                return path[path.index(other):]
+            if other not in state:
+                found = visit(other, path + [other])
+                if found:
+                    return found
+        state[node] = "closed"
+        return []
+
+    for node in sorted(edges):
+        if node not in state:
+            found = visit(node, [node])
+            if found:
+                return found
+    return []
+
+
+class ConcurrentTiers:
+    """The linear strategy per tier, with the tiers of a play run at once.
+
+    A play that sets nospof_concurrent_tiers in its vars runs each listed
+    group's hosts in step, as linear runs a play, while the other groups'
+    hosts run their own tasks; a group with `after` starts once those groups
+    have finished. Any other play runs as linear runs it.
+    """
+
+    def run(self, iterator, play_context, result=0):
+        spec = iterator._play.vars.get(TIERS_VAR)
+        if spec is None or TemplateEngine is None:
+            return super().run(iterator, play_context)
+        self._set_hosts_cache(iterator._play)
+        tiers = self._tiers = plan_tiers(spec, self.get_hosts_left(iterator))
+        tier_of = {name: tier for tier in tiers for name in tier.hosts}
+        result = int(self._tqm.RUN_OK)
+        while not self._tqm._terminated and not all(tier.done for tier in tiers):
+            moved = False
+            for tier in tiers:
+                if tier.step is None and not tier.done and all(other.done for other in tier.after):
+                    if any(self._all_failed(other) for other in tier.after):
+                        self._end_tier(tier, iterator)
+                    else:
+                        self._start_tier_step(tier, iterator, play_context)
+                    moved = True
+            for task_result in self._process_pending_results(iterator):
+                tier_of[task_result.host.name].step.results.append(task_result)
+                moved = True
+            for tier in tiers:
+                if tier.step is not None and not any(name in self._blocked_hosts for name in tier.step.awaited):
+                    result |= self._finish_tier_step(tier, iterator)
+                    moved = True
+                    if result != self._tqm.RUN_OK and len(self._tqm._failed_hosts) >= len(self.get_hosts_left(iterator)):
+                        self._tqm.send_callback("v2_playbook_on_no_hosts_remaining")
+                        return result
+            if not moved:
+                if self._tqm.has_dead_workers():
+                    raise AnsibleError("A worker was found in a dead state")
+                time.sleep(C.DEFAULT_INTERNAL_POLL_INTERVAL)
+        return StrategyBase.run(self, iterator, play_context, result)
+
+    def _all_failed(self, tier):
+        return all(name in self._tqm._failed_hosts or name in self._tqm._unreachable_hosts for name in tier.hosts)
+
+    def _end_tier(self, tier, iterator):
+        """A tier waits in vain when every host it waits for failed: as when
+        every host of a play fails, the tasks that follow do not run."""
+        waited = [other for other in tier.after if self._all_failed(other)]
+        display.warning("The %s tier does not run: every host of the %s tier it starts after failed."
+                        % ("+".join(tier.groups), " and ".join("+".join(other.groups) for other in waited)))
+        for host in self._tier_hosts(tier, iterator):
+            iterator.end_host(host.name)
+        tier.done = True
+
+    def _tier_hosts(self, tier, iterator):
+        return [host for host in self.get_hosts_left(iterator) if host.name in tier.hosts]
+
+    def _insert_tasks(self, tier, position, count):
+        """Keep the other tiers' places after tasks inserted at position."""
+        for other in self._tiers:
+            if other is not tier and other.cursor >= position:
+                other.cursor += count
+
+    def _start_tier_step(self, tier, iterator, play_context):
+        """Queue the tier's next task on its hosts, as one round of linear."""
+        iterator.cur_task = tier.cursor
+        known = len(iterator.all_tasks)
+        host_tasks = self._get_next_task_lockstep(self._tier_hosts(tier, iterator), iterator)
+        tier.cursor = iterator.cur_task
+        if len(iterator.all_tasks) > known:  # handlers inserted at a flush
+            self._insert_tasks(tier, tier.cursor, len(iterator.all_tasks) - known)
+        if not host_tasks:
+            tier.done = True
+            return
+        step = tier.step = TierStep()
+        announced = False
+        for host, task in host_tasks:
+            if self._tqm._terminated:
+                break
+            task_vars = self._variable_manager.get_vars(play=iterator._play, host=host, task=task,
+                                                        _hosts=self._hosts_cache, _hosts_all=self._hosts_cache_all)
+            self.add_tqm_variables(task_vars, play=iterator._play)
+            templar = TemplateEngine(loader=self._loader, variables=task_vars)
+            try:
+                task_action = templar.template(task.action)
+            except AnsibleValueOmittedError:
+                raise AnsibleParserError("Omit is not valid for the `action` keyword.", obj=task.action) from None
+            if task_action in C._ACTION_META:
+                step.results.extend(self._execute_meta(task, play_context, iterator, host))
+                run_once = task._get_meta() not in PER_HOST_META
+            else:
+                if self._step and not announced and not self._take_step(task):
+                    break
+                try:
+                    action = action_loader.get(task_action, class_only=True, collection_list=task.collections)
+                except KeyError:
+                    action = None
+                run_once = bool(action and getattr(action, "BYPASS_HOST_LOOP", False)) or templar.template(task.run_once)
+                if not announced:
+                    task.post_validate_attribute("name", templar=templar)
+                    if isinstance(task, Handler):
+                        self._tqm.send_callback("v2_playbook_on_handler_task_start", task)
+                    else:
+                        self._tqm.send_callback("v2_playbook_on_task_start", task, is_conditional=False)
+                    announced = True
+                self._blocked_hosts[host.name] = True
+                step.awaited.append(host.name)
+                self._queue_task(host, task, task_vars, play_context)
+            if (task.any_errors_fatal or run_once) and not task.ignore_errors:
+                step.any_errors_fatal = True
+            if isinstance(task, Handler):
+                if run_once:
+                    task.clear_hosts()
+                else:
+                    task.remove_host(host)
+            if run_once:
+                break
+
+    def _finish_tier_step(self, tier, iterator):
+        """Act on a finished round as linear does: includes, then failures."""
+        step, tier.step = tier.step, None
+        result = int(self._tqm.RUN_OK)
+        hosts = self._tier_hosts(tier, iterator)
+        self.update_active_connections(step.results)
+        included_files = IncludedFile.process_include_results(
+            step.results, iterator=iterator, loader=self._loader, variable_manager=self._variable_manager)
+        if included_files:
+            self._add_included_tasks(tier, hosts, included_files, iterator)
+        failed = [res.host.name for res in step.results if res.is_failed()]
+        unreachable = [res.host.name for res in step.results if res.is_unreachable()]
+        if step.any_errors_fatal and (failed or unreachable):
+            for host in hosts:
+                if host.name not in failed:
+                    self._tqm._failed_hosts[host.name] = True
+                    iterator.mark_host_failed(host)
+        max_fail = iterator._play.max_fail_percentage
+        if max_fail is not None and step.results and len(self._tqm._failed_hosts) / iterator.batch_size > max_fail / 100.0:
+            for host in self.get_hosts_left(iterator):
+                if host.name not in failed:
+                    self._tqm._failed_hosts[host.name] = True
+                    iterator.mark_host_failed(host)
+            self._tqm.send_callback("v2_playbook_on_no_hosts_remaining")
+            result |= self._tqm.RUN_FAILED_BREAK_PLAY
+        return result
+
+    def _add_included_tasks(self, tier, hosts, included_files, iterator):
+        """Give each host of the tier the blocks its includes loaded."""
+        blocks = {host: [] for host in hosts}
+        new_tasks = []
+        failed_hosts = set()
+        for included_file in included_files:
+            try:
+                is_handler = False
+                if included_file._is_role:
+                    new_blocks, _handler_blocks = self._copy_included_file(included_file).get_block_list(
+                        play=iterator._play, variable_manager=self._variable_manager, loader=self._loader)
+                else:
+                    is_handler = isinstance(included_file._task, Handler)
+                    new_blocks = self._load_included_file(included_file, iterator=iterator, is_handler=is_handler,
+                                                          handle_stats_and_callbacks=False)
+                iterator.handlers = [handler for block in iterator._play.handlers for handler in block.block]
+                for block in new_blocks:
+                    if is_handler:
+                        for task in block.block:
+                            task.notified_hosts = included_file._hosts[:]
+                    else:
+                        task_vars = self._variable_manager.get_vars(
+                            play=iterator._play, task=block.get_first_parent_include(),
+                            _hosts=self._hosts_cache, _hosts_all=self._hosts_cache_all)
+                        block = block.filter_tagged_tasks(task_vars)
+                    new_tasks.extend(block.get_tasks())
+                    for host in hosts:
+                        if host in included_file._hosts:
+                            blocks[host].append(block)
+            except AnsibleParserError:
+                raise
+            except AnsibleError as error:
+                display.error(error)
+                for include_result in included_file._results:
+                    include_result._return_data["failed"] = True
+                    include_result._return_data["reason"] = str(error)
+                    self._tqm._stats.increment("failures", include_result.host.name)
+                    self._tqm.send_callback("v2_runner_on_failed", include_result)
+                    failed_hosts.add(include_result.host)
+            else:
+                for host in included_file._hosts:
+                    self._tqm._stats.increment("ok", host.name)
+                self._tqm.send_callback("v2_playbook_on_include", included_file)
+        for host in failed_hosts:
+            self._tqm._failed_hosts[host.name] = True
+            iterator.mark_host_failed(host)
+        for host in hosts:
+            iterator.add_tasks(host, blocks[host])
+        iterator.all_tasks[tier.cursor:tier.cursor] = new_tasks
+        self._insert_tasks(tier, tier.cursor, len(new_tasks))
+
+
+if ansible_mitogen is None:
+    class _BaseStrategy(ConcurrentTiers, LinearStrategy):
+        """The linear strategy, a play's tiers at once."""
+else:
+    class _BaseStrategy(ansible_mitogen.strategy.StrategyMixin, ConcurrentTiers, LinearStrategy):
+        """The linear strategy over Mitogen's persistent interpreters, a play's tiers at once."""
 
 
 class StrategyModule(_BaseStrategy):

@@ -1,0 +1,213 @@
+"""The checkout strategy's concurrent tiers (nospof_concurrent_tiers).
+
+The planner is tested on inventory objects. The run is tested with
+ansible-playbook on loopback hosts (local connections, each with its own
+interpreter path, so Mitogen gives each host its own interpreter, as a real
+host has): every task writes when it starts and ends, and the tests read the
+order back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible.errors import AnsibleError
+from ansible.inventory.data import InventoryData
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+STRATEGY = REPO_ROOT / "scripts/ansible/strategy/nospof_linear.py"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+TIERS = [{"group": "db"}, {"group": "lb"}, {"group": "web", "after": ["db"]}]
+
+
+@pytest.fixture(scope="module")
+def strategy():
+    spec = importlib.util.spec_from_file_location("nospof_linear_tiers_under_test", STRATEGY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def inventory_hosts(groups):
+    """Host objects of an inventory made of {group: [hosts]}."""
+    inventory = InventoryData()
+    for group, hosts in groups.items():
+        inventory.add_group(group)
+        for host in hosts:
+            inventory.add_host(host, group)
+    return [inventory.hosts[name] for name in sorted(inventory.hosts)]
+
+
+def summary(tiers):
+    return [(tier.groups, sorted(tier.hosts), sorted(g for other in tier.after for g in other.groups))
+            for tier in tiers]
+
+
+def test_each_listed_group_is_a_tier_and_after_names_the_tiers_waited_for(strategy):
+    hosts = inventory_hosts({"db": ["d1", "d2"], "lb": ["l1"], "web": ["w1", "w2"]})
+    assert summary(strategy.plan_tiers(TIERS, hosts)) == [
+        (["db"], ["d1", "d2"], []),
+        (["lb"], ["l1"], []),
+        (["web"], ["w1", "w2"], ["db"]),
+    ]
+
+
+def test_tiers_that_share_a_host_become_one(strategy):
+    hosts = inventory_hosts({"db": ["d1"], "lb": ["both"], "web": ["both", "w2"]})
+    assert summary(strategy.plan_tiers(TIERS, hosts)) == [
+        (["db"], ["d1"], []),
+        (["lb", "web"], ["both", "w2"], ["db"]),
+    ]
+
+
+def test_a_host_in_no_listed_group_runs_in_a_tier_of_its_own(strategy):
+    hosts = inventory_hosts({"db": ["d1"], "extra": ["x1"]})
+    assert summary(strategy.plan_tiers(TIERS, hosts)) == [
+        (["db"], ["d1"], []),
+        (["other hosts"], ["x1"], []),
+    ]
+
+
+def test_tiers_that_wait_on_each_other_in_a_circle_become_one(strategy):
+    spec = [{"group": "a", "after": ["c"]}, {"group": "b", "after": ["a"]}, {"group": "c", "after": ["b"]},
+            {"group": "d", "after": ["a"]}]
+    hosts = inventory_hosts({"a": ["a1"], "b": ["b1"], "c": ["c1"], "d": ["d1"]})
+    assert summary(strategy.plan_tiers(spec, hosts)) == [
+        (["a", "b", "c"], ["a1", "b1", "c1"], []),
+        (["d"], ["d1"], ["a", "b", "c"]),
+    ]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("db", "must be a list"),
+    ([], "must be a list"),
+    ([{"group": "db", "before": ["web"]}], "got the entry"),
+    ([{"group": "web", "after": "db"}], "the after of web is not a list"),
+    ([{"group": "web", "after": ["dbs"]}], "web starts after dbs, which the list does not name"),
+    ([{"group": "db"}, {"group": "db"}], "names a group twice"),
+])
+def test_a_bad_tier_list_names_the_variable_and_the_problem(strategy, spec, message):
+    with pytest.raises(AnsibleError, match="nospof_concurrent_tiers") as raised:
+        strategy.plan_tiers(spec, inventory_hosts({"db": ["d1"]}))
+    assert message in str(raised.value)
+
+
+STAMP = "echo $(date +%s.%N) {{ inventory_hostname }} {{ event }} >> {{ log }}"
+
+PLAY = [{
+    "name": "Tiers",
+    "hosts": "all",
+    "gather_facts": False,
+    "vars": {"nospof_concurrent_tiers": TIERS},
+    "tasks": [
+        {"name": "Database tier", "when": "inventory_hostname in groups.db", "block": [
+            # d1 is slow, so d2 waits for it before the next task: the tier runs in step.
+            {"name": "First database task",
+             "ansible.builtin.shell": STAMP.replace("{{ event }}", "db-start")
+             + "; sleep {{ 1.5 if inventory_hostname == 'd1' else 0.1 }}; "
+             + STAMP.replace("{{ event }}", "db-end")},
+            {"name": "Include database tasks", "ansible.builtin.include_tasks": "included.yml"},
+            {"name": "Fail every database host when asked", "ansible.builtin.fail": {"msg": "asked to"},
+             "when": "fail_db | default(false)"},
+            {"name": "Leave the topology for the web tier",
+             "ansible.builtin.set_fact": {"topology": "set by {{ inventory_hostname }}"},
+             "run_once": True, "delegate_to": "localhost", "delegate_facts": True},
+        ]},
+        {"name": "Load balancer task", "when": "inventory_hostname in groups.lb",
+         "ansible.builtin.shell": STAMP.replace("{{ event }}", "lb-start") + "; sleep 1; "
+         + STAMP.replace("{{ event }}", "lb-end") + "{{ '; exit 3' if fail_lb | default(false) else '' }}",
+         "notify": "Load balancer handler"},
+        {"name": "Web task", "when": "inventory_hostname in groups.web",
+         "ansible.builtin.shell": STAMP.replace("{{ event }}", "web-{{ hostvars.localhost.topology | default('none') | replace(' ', '-') }}")},
+    ],
+    "handlers": [{"name": "Load balancer handler", "ansible.builtin.shell": STAMP.replace("{{ event }}", "lb-handler")}],
+}]
+
+INCLUDED = [{"name": "Included database task", "ansible.builtin.shell": STAMP.replace("{{ event }}", "db-included")}]
+
+
+def run_tiers(tmp_path, strategy_name=None, extra_vars=()):
+    """Run PLAY on loopback hosts; the events, each as (seconds, host, event), in time order."""
+    log = tmp_path / "events"
+    log.unlink(missing_ok=True)
+    hosts = {}
+    for name in ("d1", "d2", "l1", "w1", "w2"):
+        interpreter = tmp_path / ("python-" + name)
+        if not interpreter.exists():
+            interpreter.symlink_to(sys.executable)
+        hosts[name] = {"ansible_connection": "local", "ansible_python_interpreter": str(interpreter)}
+    inventory = {"all": {"vars": {"log": str(log)}, "children": {
+        "db": {"hosts": {name: hosts[name] for name in ("d1", "d2")}},
+        "lb": {"hosts": {"l1": hosts["l1"]}},
+        "web": {"hosts": {name: hosts[name] for name in ("w1", "w2")}}}}}
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False))
+    (tmp_path / "included.yml").write_text(yaml.safe_dump(INCLUDED, sort_keys=False))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    if strategy_name:
+        env["ANSIBLE_STRATEGY"] = strategy_name
+    command = [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")]
+    for extra in extra_vars:
+        command += ["-e", extra]
+    completed = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                               timeout=300, check=False)
+    events = sorted((float(seconds), host, event) for seconds, host, event
+                    in (line.split() for line in log.read_text().splitlines()))
+    return completed, events
+
+
+def when(events, host, event):
+    return [seconds for seconds, event_host, name in events if event_host == host and name == event]
+
+
+def test_tiers_run_at_once_each_in_step_and_after_the_tiers_they_wait_for(tmp_path):
+    completed, events = run_tiers(tmp_path)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    d1_end = when(events, "d1", "db-end")[0]
+    # The load balancer tier does not wait for the slow database host.
+    assert when(events, "l1", "lb-start")[0] < d1_end
+    # Within the database tier, no host starts the next task before d1 ends the first.
+    assert min(when(events, "d1", "db-included") + when(events, "d2", "db-included")) > d1_end
+    # The web tier starts after the whole database tier, and sees its fact set once, by d1.
+    last_db_event = max(seconds for seconds, host, _event in events if host.startswith("d"))
+    web = [(seconds, event) for seconds, host, event in events if host.startswith("w")]
+    assert len(web) == 2 and all(seconds > last_db_event and event == "web-set-by-d1" for seconds, event in web)
+    assert len(when(events, "l1", "lb-handler")) == 1
+
+
+def test_the_stock_linear_strategy_runs_the_same_play_one_task_at_a_time(tmp_path):
+    completed, events = run_tiers(tmp_path, strategy_name="linear")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    # The same events, but the load balancer's task waits for the database tasks.
+    assert when(events, "l1", "lb-start")[0] > when(events, "d1", "db-end")[0]
+    assert sorted(event for _seconds, _host, event in events) == sorted(
+        ["db-start"] * 2 + ["db-end"] * 2 + ["db-included"] * 2 + ["lb-start", "lb-end", "lb-handler"]
+        + ["web-set-by-d1"] * 2)
+
+
+def test_a_failure_in_one_tier_leaves_the_other_tiers_running(tmp_path):
+    completed, events = run_tiers(tmp_path, extra_vars=["fail_lb=true"])
+    assert completed.returncode == 2
+    recap = {line.split()[0]: line for line in completed.stdout.splitlines() if ": ok=" in line}
+    assert "failed=1" in recap["l1"]
+    assert all("failed=0" in recap[host] for host in ("d1", "d2", "w1", "w2"))
+    assert not when(events, "l1", "lb-handler")
+    assert len([1 for _seconds, host, event in events if host.startswith("w") and event == "web-set-by-d1"]) == 2
+
+
+def test_a_tier_whose_awaited_tier_failed_on_every_host_does_not_run(tmp_path):
+    completed, events = run_tiers(tmp_path, extra_vars=["fail_db=true"])
+    assert completed.returncode == 2
+    assert "The web tier does not run: every host of the db tier it starts after failed." in " ".join(
+        completed.stdout.split() + completed.stderr.split())
+    assert not [host for _seconds, host, _event in events if host.startswith("w")]
+    # The load balancer tier waits for nothing, so it still runs.
+    assert when(events, "l1", "lb-handler")
