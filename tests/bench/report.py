@@ -130,7 +130,9 @@ def section_converge(cold: Optional[dict], warm: Optional[dict]) -> str:
     roles = sorted({role for data in runs.values() if data for role in data["roles_s"]},
                    key=lambda role: -max((data or {}).get("roles_s", {}).get(role, 0) for data in runs.values()))
     if roles:
-        text += "\n\nSeconds per role (profile_roles):\n\n" + table(
+        text += ("\n\nSeconds per role (profile_roles). The tiers run at the same time, and each interval "
+                 "counts for the role whose task started last, so this only roughly shows where the time "
+                 "goes:\n\n") + table(
             ["role", "cold s", "warm s"],
             [[role] + [(data["roles_s"].get(role) if data else None) for data in runs.values()] for role in roles])
     for mode, data in runs.items():

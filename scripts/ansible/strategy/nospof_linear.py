@@ -40,9 +40,11 @@ argument checks, debug, fail) runs in this thread, on a copy of the task.
 
 A play that lists inventory groups in nospof_concurrent_tiers runs each
 group's hosts in step with each other, as linear runs a play, and the groups
-at the same time; a group with `after` starts once those groups have
-finished. Each tier keeps its own place in the play's task list. Results,
-includes, handlers and failures are handled as linear handles them, per tier.
+at the same time. A group with `after` waits for those groups: at the block
+its `waits_at` names (or before its first task), until each of them has left
+the block its `ready_after` names (or finished). Each tier keeps its own
+place in the play's task list. Results, includes, handlers and failures are
+handled as linear handles them, per tier.
 
 On a machine with fewer than four CPUs, Mitogen's CPU pinning is turned off:
 it gives the multiplexer a CPU of its own and pins this process and every
@@ -412,12 +414,34 @@ class Tier:
         self.hosts = set(hosts)
         self.order = order
         self.after = set()
+        self.waits_at = set()
+        self.ready_after = set()
+        self.entered = set()
+        self.passed = set()
+        self.gate_open = False
+        self.at_gate = False
         self.cursor = 0
         self.step = None
         self.done = False
 
     def __repr__(self):
         return "Tier(%s)" % "+".join(self.groups)
+
+    @property
+    def ready(self):
+        """Whether the tiers that wait for this one may go on."""
+        return self.done or bool(self.ready_after) and self.ready_after <= self.passed
+
+    def note_step(self, task):
+        """Note the blocks of ready_after that the tier has entered and left.
+        A handler runs where it is flushed, so it leaves no block."""
+        if isinstance(task, Handler):
+            return
+        for name in self.ready_after:
+            if runs_within(task, name):
+                self.entered.add(name)
+            elif name in self.entered:
+                self.passed.add(name)
 
 
 class TierStep:
@@ -429,24 +453,44 @@ class TierStep:
         self.any_errors_fatal = False
 
 
+def runs_within(task, name):
+    """Whether a task is named name, or runs inside a block or include of that name."""
+    node = task
+    while node is not None:
+        if getattr(node, "name", None) == name:
+            return True
+        node = getattr(node, "_parent", None)
+    return False
+
+
+TIER_KEYS = {"group": "<inventory group>", "after": "[<groups listed before or after it>]",
+             "waits_at": "<name of the block where it waits for them>",
+             "ready_after": "<name of the block after which its waiters go on>"}
+
+
 def read_tier_spec(spec):
-    """[(group, [groups it starts after])] from the play's nospof_concurrent_tiers."""
-    problem = ("%s must be a list of {group: <inventory group>, after: [<groups listed in it>]}" % TIERS_VAR)
+    """The entries of the play's nospof_concurrent_tiers, checked."""
+    problem = "%s must be a list of {%s}" % (TIERS_VAR, ", ".join("%s: %s" % item for item in TIER_KEYS.items()))
     if not isinstance(spec, list) or not spec:
         raise AnsibleError(problem + ", got %r" % (spec,))
     entries = []
     for entry in spec:
-        if not isinstance(entry, dict) or not isinstance(entry.get("group"), str) or set(entry) - {"group", "after"}:
+        if not isinstance(entry, dict) or not isinstance(entry.get("group"), str) or set(entry) - set(TIER_KEYS):
             raise AnsibleError(problem + ", got the entry %r" % (entry,))
         after = entry.get("after", [])
         if not isinstance(after, list) or not all(isinstance(name, str) for name in after):
             raise AnsibleError(problem + ": the after of %s is not a list of group names" % entry["group"])
-        entries.append((str(entry["group"]), [str(name) for name in after]))
-    listed = [group for group, _after in entries]
-    for group, after in entries:
-        unknown = sorted(set(after) - set(listed))
+        for key in ("waits_at", "ready_after"):
+            if not isinstance(entry.get(key, ""), str):
+                raise AnsibleError(problem + ": the %s of %s is not a name" % (key, entry["group"]))
+        entries.append({"group": str(entry["group"]), "after": [str(name) for name in after],
+                        "waits_at": str(entry.get("waits_at", "")), "ready_after": str(entry.get("ready_after", ""))})
+    listed = [entry["group"] for entry in entries]
+    for entry in entries:
+        unknown = sorted(set(entry["after"]) - set(listed))
         if unknown:
-            raise AnsibleError("%s: %s starts after %s, which the list does not name" % (TIERS_VAR, group, ", ".join(unknown)))
+            raise AnsibleError("%s: %s starts after %s, which the list does not name"
+                               % (TIERS_VAR, entry["group"], ", ".join(unknown)))
     if len(set(listed)) != len(listed):
         raise AnsibleError("%s names a group twice: %s" % (TIERS_VAR, ", ".join(listed)))
     return entries
@@ -461,7 +505,7 @@ def plan_tiers(spec, hosts):
     become one, so no tier waits forever.
     """
     entries = read_tier_spec(spec)
-    index_of = {group: index for index, (group, _after) in enumerate(entries)}
+    index_of = {entry["group"]: index for index, entry in enumerate(entries)}
     parent = list(range(len(entries) + 1))  # the last one holds hosts in no listed group
 
     def root(index):
@@ -477,7 +521,7 @@ def plan_tiers(spec, hosts):
         for index in indexes[1:]:
             parent[root(index)] = root(indexes[0])
         members[host.name] = indexes[0]
-    waits_on = {index: {index_of[name] for name in after} for index, (_group, after) in enumerate(entries)}
+    waits_on = {index: {index_of[name] for name in entry["after"]} for index, entry in enumerate(entries)}
 
     while True:
         tiers = {}
@@ -486,10 +530,13 @@ def plan_tiers(spec, hosts):
             if tier_root not in tiers:
                 tiers[tier_root] = Tier([], [], tier_root)
             tiers[tier_root].hosts.add(host_name)
-        for index, (group, _after) in enumerate(entries):
-            if root(index) in tiers:
-                tiers[root(index)].groups.append(group)
-                tiers[root(index)].order = min(tiers[root(index)].order, index)
+        for index, entry in enumerate(entries):
+            tier = tiers.get(root(index))
+            if tier is not None:
+                tier.groups.append(entry["group"])
+                tier.order = min(tier.order, index)
+                tier.waits_at.update([entry["waits_at"]] if entry["waits_at"] else [])
+                tier.ready_after.update([entry["ready_after"]] if entry["ready_after"] else [])
         edges = {tier_root: {root(other) for index in range(len(entries)) if root(index) == tier_root
                              for other in waits_on[index] if root(other) in tiers and root(other) != tier_root}
                  for tier_root in tiers}
@@ -500,6 +547,7 @@ def plan_tiers(spec, hosts):
             parent[root(tier_root)] = root(circle[0])
     for tier_root, tier in tiers.items():
         tier.after = {tiers[other] for other in edges[tier_root]}
+        tier.gate_open = not tier.after
         if not tier.groups:
             tier.groups.append("other hosts")
     return sorted(tiers.values(), key=lambda tier: tier.order)
@@ -544,17 +592,20 @@ class ConcurrentTiers:
             return super().run(iterator, play_context)
         self._set_hosts_cache(iterator._play)
         tiers = self._tiers = plan_tiers(spec, self.get_hosts_left(iterator))
+        self._loaded_includes = []
         tier_of = {name: tier for tier in tiers for name in tier.hosts}
         result = int(self._tqm.RUN_OK)
         while not self._tqm._terminated and not all(tier.done for tier in tiers):
             moved = False
             for tier in tiers:
-                if tier.step is None and not tier.done and all(other.done for other in tier.after):
-                    if any(self._all_failed(other) for other in tier.after):
-                        self._end_tier(tier, iterator)
-                    else:
+                if tier.step is None and not tier.done:
+                    move = self._next_move(tier, iterator)
+                    if move == "step":
                         self._start_tier_step(tier, iterator, play_context)
-                    moved = True
+                    elif move == "end":
+                        self._end_tier(tier, iterator)
+                    moved = moved or move != "wait"
+            self._name_banners_after_results()
             for task_result in self._process_pending_results(iterator):
                 tier_of[task_result.host.name].step.results.append(task_result)
                 moved = True
@@ -571,6 +622,29 @@ class ConcurrentTiers:
                 time.sleep(C.DEFAULT_INTERNAL_POLL_INTERVAL)
         return StrategyBase.run(self, iterator, play_context, result)
 
+    def _next_move(self, tier, iterator):
+        """"step", "wait" or "end". A tier runs its tasks before its waits_at
+        block (with no waits_at, none) at once; there it waits until the
+        tiers it starts after are ready, and ends if every host of one failed."""
+        if tier.gate_open:
+            return "step"
+        awaited_ready = all(other.ready for other in tier.after)
+        if awaited_ready and not any(self._all_failed(other) for other in tier.after):
+            tier.gate_open = True
+            return "step"
+        if tier.waits_at and not tier.at_gate:
+            if not self._at_gate(tier, iterator):
+                return "step"
+            tier.at_gate = True  # it stays there until it steps again
+        return "end" if awaited_ready else "wait"
+
+    def _at_gate(self, tier, iterator):
+        for host in self._tier_hosts(tier, iterator):
+            _state, task = iterator.get_next_task_for_host(host, peek=True)
+            if task is not None and any(runs_within(task, name) for name in tier.waits_at):
+                return True
+        return False
+
     def _all_failed(self, tier):
         return all(name in self._tqm._failed_hosts or name in self._tqm._unreachable_hosts for name in tier.hosts)
 
@@ -583,6 +657,14 @@ class ConcurrentTiers:
         for host in self._tier_hosts(tier, iterator):
             iterator.end_host(host.name)
         tier.done = True
+
+    def _name_banners_after_results(self):
+        """Have the output callbacks name a result's task from the result, as
+        the default callback does for the free strategy: results of the
+        tiers' tasks arrive interleaved, not under the last task started."""
+        for callback in self._tqm._callback_plugins:
+            if getattr(callback, "_last_task_name", None) is not None:
+                callback._last_task_name = None
 
     def _tier_hosts(self, tier, iterator):
         return [host for host in self.get_hosts_left(iterator) if host.name in tier.hosts]
@@ -604,6 +686,7 @@ class ConcurrentTiers:
         if not host_tasks:
             tier.done = True
             return
+        tier.note_step(host_tasks[0][1])
         step = tier.step = TierStep()
         announced = False
         for host, task in host_tasks:
@@ -675,6 +758,39 @@ class ConcurrentTiers:
             result |= self._tqm.RUN_FAILED_BREAK_PLAY
         return result
 
+    def _included_blocks(self, tier, included_file, iterator):
+        """The blocks an include loads, filtered on tags. An equal include of
+        another tier (same task, file, arguments and variables) gets the same
+        blocks, as linear gives one include's blocks to all of its hosts,
+        instead of loading the role again. The same tier gets new ones."""
+        is_handler = isinstance(included_file._task, Handler)
+        if not is_handler:
+            for known, known_blocks, tiers in self._loaded_includes:
+                if tier not in tiers and known == included_file:
+                    tiers.add(tier)
+                    return known_blocks
+        if included_file._is_role:
+            new_blocks, _handler_blocks = self._copy_included_file(included_file).get_block_list(
+                play=iterator._play, variable_manager=self._variable_manager, loader=self._loader)
+        else:
+            new_blocks = self._load_included_file(included_file, iterator=iterator, is_handler=is_handler,
+                                                  handle_stats_and_callbacks=False)
+        iterator.handlers = [handler for block in iterator._play.handlers for handler in block.block]
+        final_blocks = []
+        for block in new_blocks:
+            if is_handler:
+                for task in block.block:
+                    task.notified_hosts = included_file._hosts[:]
+            else:
+                task_vars = self._variable_manager.get_vars(
+                    play=iterator._play, task=block.get_first_parent_include(),
+                    _hosts=self._hosts_cache, _hosts_all=self._hosts_cache_all)
+                block = block.filter_tagged_tasks(task_vars)
+            final_blocks.append(block)
+        if not is_handler:
+            self._loaded_includes.append((included_file, final_blocks, {tier}))
+        return final_blocks
+
     def _add_included_tasks(self, tier, hosts, included_files, iterator):
         """Give each host of the tier the blocks its includes loaded."""
         blocks = {host: [] for host in hosts}
@@ -682,24 +798,7 @@ class ConcurrentTiers:
         failed_hosts = set()
         for included_file in included_files:
             try:
-                is_handler = False
-                if included_file._is_role:
-                    new_blocks, _handler_blocks = self._copy_included_file(included_file).get_block_list(
-                        play=iterator._play, variable_manager=self._variable_manager, loader=self._loader)
-                else:
-                    is_handler = isinstance(included_file._task, Handler)
-                    new_blocks = self._load_included_file(included_file, iterator=iterator, is_handler=is_handler,
-                                                          handle_stats_and_callbacks=False)
-                iterator.handlers = [handler for block in iterator._play.handlers for handler in block.block]
-                for block in new_blocks:
-                    if is_handler:
-                        for task in block.block:
-                            task.notified_hosts = included_file._hosts[:]
-                    else:
-                        task_vars = self._variable_manager.get_vars(
-                            play=iterator._play, task=block.get_first_parent_include(),
-                            _hosts=self._hosts_cache, _hosts_all=self._hosts_cache_all)
-                        block = block.filter_tagged_tasks(task_vars)
+                for block in self._included_blocks(tier, included_file, iterator):
                     new_tasks.extend(block.get_tasks())
                     for host in hosts:
                         if host in included_file._hosts:

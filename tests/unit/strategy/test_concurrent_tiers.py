@@ -9,7 +9,6 @@ order back.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -22,18 +21,9 @@ from ansible.errors import AnsibleError
 from ansible.inventory.data import InventoryData
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-STRATEGY = REPO_ROOT / "scripts/ansible/strategy/nospof_linear.py"
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 TIERS = [{"group": "db"}, {"group": "lb"}, {"group": "web", "after": ["db"]}]
-
-
-@pytest.fixture(scope="module")
-def strategy():
-    spec = importlib.util.spec_from_file_location("nospof_linear_tiers_under_test", STRATEGY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def inventory_hosts(groups):
@@ -106,15 +96,23 @@ PLAY = [{
     "name": "Tiers",
     "hosts": "all",
     "gather_facts": False,
-    "vars": {"nospof_concurrent_tiers": TIERS},
+    "vars": {"nospof_concurrent_tiers": [
+        {"group": "db", "ready_after": "Database tier"},
+        {"group": "lb"},
+        {"group": "web", "after": ["db"], "waits_at": "Web tier"}]},
     "tasks": [
+        # Every tier includes it: the tiers share the role's blocks, loaded once.
+        {"name": "Role of every host", "ansible.builtin.include_role": {"name": "common"}},
         {"name": "Database tier", "when": "inventory_hostname in groups.db", "block": [
             # d1 is slow, so d2 waits for it before the next task: the tier runs in step.
             {"name": "First database task",
              "ansible.builtin.shell": STAMP.replace("{{ event }}", "db-start")
              + "; sleep {{ 1.5 if inventory_hostname == 'd1' else 0.1 }}; "
-             + STAMP.replace("{{ event }}", "db-end")},
-            {"name": "Include database tasks", "ansible.builtin.include_tasks": "included.yml"},
+             + STAMP.replace("{{ event }}", "db-end"),
+             "notify": "Database handler"},
+            # The handler runs outside the block: the tier has not left it.
+            {"name": "Run the database handler", "ansible.builtin.meta": "flush_handlers"},
+            {"name": "Include the database role", "ansible.builtin.include_role": {"name": "database"}},
             {"name": "Fail every database host when asked", "ansible.builtin.fail": {"msg": "asked to"},
              "when": "fail_db | default(false)"},
             {"name": "Leave the topology for the web tier",
@@ -125,11 +123,20 @@ PLAY = [{
          "ansible.builtin.shell": STAMP.replace("{{ event }}", "lb-start") + "; sleep 1; "
          + STAMP.replace("{{ event }}", "lb-end") + "{{ '; exit 3' if fail_lb | default(false) else '' }}",
          "notify": "Load balancer handler"},
-        {"name": "Web task", "when": "inventory_hostname in groups.web",
-         "ansible.builtin.shell": STAMP.replace("{{ event }}", "web-{{ hostvars.localhost.topology | default('none') | replace(' ', '-') }}")},
+        {"name": "Web tier", "when": "inventory_hostname in groups.web", "block": [
+            {"name": "Web task", "ansible.builtin.shell": STAMP.replace(
+                "{{ event }}", "web-{{ hostvars.localhost.topology | default('none') | replace(' ', '-') }}")}]},
+        # Slow on the database hosts: the web tier does not wait for it.
+        {"name": "Last task of every host",
+         "ansible.builtin.shell": "sleep {{ 1.5 if inventory_hostname in groups.db else 0 }}; "
+         + STAMP.replace("{{ event }}", "last")},
     ],
-    "handlers": [{"name": "Load balancer handler", "ansible.builtin.shell": STAMP.replace("{{ event }}", "lb-handler")}],
+    "handlers": [{"name": "Load balancer handler", "ansible.builtin.shell": STAMP.replace("{{ event }}", "lb-handler")},
+                 {"name": "Database handler",
+                  "ansible.builtin.shell": "sleep 0.5; " + STAMP.replace("{{ event }}", "db-handler")}],
 }]
+
+COMMON = [{"name": "Task of every host", "ansible.builtin.shell": STAMP.replace("{{ event }}", "common")}]
 
 INCLUDED = [{"name": "Included database task", "ansible.builtin.shell": STAMP.replace("{{ event }}", "db-included")}]
 
@@ -150,7 +157,10 @@ def run_tiers(tmp_path, strategy_name=None, extra_vars=()):
         "web": {"hosts": {name: hosts[name] for name in ("w1", "w2")}}}}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False))
-    (tmp_path / "included.yml").write_text(yaml.safe_dump(INCLUDED, sort_keys=False))
+    (tmp_path / "roles/database/tasks").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "roles/database/tasks/main.yml").write_text(yaml.safe_dump(INCLUDED, sort_keys=False))
+    (tmp_path / "roles/common/tasks").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "roles/common/tasks/main.yml").write_text(yaml.safe_dump(COMMON, sort_keys=False))
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     if strategy_name:
         env["ANSIBLE_STRATEGY"] = strategy_name
@@ -176,11 +186,35 @@ def test_tiers_run_at_once_each_in_step_and_after_the_tiers_they_wait_for(tmp_pa
     assert when(events, "l1", "lb-start")[0] < d1_end
     # Within the database tier, no host starts the next task before d1 ends the first.
     assert min(when(events, "d1", "db-included") + when(events, "d2", "db-included")) > d1_end
-    # The web tier starts after the whole database tier, and sees its fact set once, by d1.
-    last_db_event = max(seconds for seconds, host, _event in events if host.startswith("d"))
-    web = [(seconds, event) for seconds, host, event in events if host.startswith("w")]
-    assert len(web) == 2 and all(seconds > last_db_event and event == "web-set-by-d1" for seconds, event in web)
+    # The web tier runs its tasks before its waits_at block at once with the others...
+    assert max(when(events, "w1", "common") + when(events, "w2", "common")) < d1_end
+    # ...starts that block once the database tier has left its ready_after block, and sees
+    # its fact, set once, by d1...
+    db_tier_done = max(when(events, "d1", "db-included") + when(events, "d2", "db-included"))
+    web = [(seconds, event) for seconds, host, event in events if host.startswith("w") and event.startswith("web")]
+    assert len(web) == 2 and all(seconds > db_tier_done and event == "web-set-by-d1" for seconds, event in web)
+    # ...and does not wait for the database hosts' last, slow task.
+    assert max(seconds for seconds, _event in web) < min(when(events, "d1", "last") + when(events, "d2", "last"))
     assert len(when(events, "l1", "lb-handler")) == 1
+
+
+def test_each_result_is_shown_under_its_own_task(tmp_path):
+    completed, _events = run_tiers(tmp_path)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    runs = {"d": {"Task of every host", "First database task", "Database handler", "Included database task",
+                  "Last task of every host"},
+            "l": {"Task of every host", "Load balancer task", "Load balancer handler", "Last task of every host"},
+            "w": {"Task of every host", "Web task", "Last task of every host"}}
+    banner = None
+    shown = 0
+    for line in completed.stdout.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            banner = line[line.index("[") + 1:line.rindex("]")].split(" : ")[-1]
+        elif line.startswith("changed: ["):
+            host = line[len("changed: ["):line.index("]")]
+            assert banner in runs[host[0]], (host, banner, completed.stdout)
+            shown += 1
+    assert shown == 5 + 2 + 2 + 2 + 1 + 1 + 2 + 5
 
 
 def test_the_stock_linear_strategy_runs_the_same_play_one_task_at_a_time(tmp_path):
@@ -189,8 +223,8 @@ def test_the_stock_linear_strategy_runs_the_same_play_one_task_at_a_time(tmp_pat
     # The same events, but the load balancer's task waits for the database tasks.
     assert when(events, "l1", "lb-start")[0] > when(events, "d1", "db-end")[0]
     assert sorted(event for _seconds, _host, event in events) == sorted(
-        ["db-start"] * 2 + ["db-end"] * 2 + ["db-included"] * 2 + ["lb-start", "lb-end", "lb-handler"]
-        + ["web-set-by-d1"] * 2)
+        ["common"] * 5 + ["db-start"] * 2 + ["db-end"] * 2 + ["db-handler"] * 2 + ["db-included"] * 2
+        + ["lb-start", "lb-end", "lb-handler"] + ["web-set-by-d1"] * 2 + ["last"] * 5)
 
 
 def test_a_failure_in_one_tier_leaves_the_other_tiers_running(tmp_path):
@@ -208,6 +242,7 @@ def test_a_tier_whose_awaited_tier_failed_on_every_host_does_not_run(tmp_path):
     assert completed.returncode == 2
     assert "The web tier does not run: every host of the db tier it starts after failed." in " ".join(
         completed.stdout.split() + completed.stderr.split())
-    assert not [host for _seconds, host, _event in events if host.startswith("w")]
+    # The web hosts stop where they wait for the database tier.
+    assert sorted(event for _seconds, host, event in events if host.startswith("w")) == ["common", "common"]
     # The load balancer tier waits for nothing, so it still runs.
     assert when(events, "l1", "lb-handler")

@@ -3,10 +3,8 @@ memo, atomic plugin imports and the choice of where a task runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,16 +18,6 @@ from ansible.playbook.task import Task
 from ansible.plugins.cache.memory import CacheModule as MemoryCache
 from ansible.plugins.loader import action_loader
 from ansible._internal._datatag._tags import TrustedAsTemplate
-
-STRATEGY = Path(__file__).resolve().parents[3] / "scripts/ansible/strategy/nospof_linear.py"
-
-
-@pytest.fixture(scope="module")
-def strategy():
-    spec = importlib.util.spec_from_file_location("nospof_linear_under_test", STRATEGY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def trusted(text):
