@@ -582,8 +582,10 @@ class ConcurrentTiers:
 
     A play that sets nospof_concurrent_tiers in its vars runs each listed
     group's hosts in step, as linear runs a play, while the other groups'
-    hosts run their own tasks; a group with `after` starts once those groups
-    have finished. Any other play runs as linear runs it.
+    hosts run their own tasks. A group with `after` waits for those groups
+    at its `waits_at` block (or before its first task) until they have left
+    their `ready_after` block (or finished). Any other play runs as linear
+    runs it.
     """
 
     def run(self, iterator, play_context, result=0):
