@@ -390,6 +390,41 @@ def load_plugins_for(task, play_context):
         ansible_mitogen.loaders.connection_loader.get(name=play_context.connection, class_only=True)
 
 
+class TaskThreads:
+    """The task threads of this process, counted.
+
+    A worker is forked only when none runs: a fork copies every lock a
+    thread holds (a template compile, a plugin import, Jinja's caches) held,
+    into a worker that has no thread to release it, and the worker hangs.
+    With tiers at once, a handler or an async task of one tier is forked
+    while the other tiers' tasks run in threads.
+    """
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._running = 0
+
+    def start(self, target, name, args):
+        with self._changed:
+            self._running += 1
+        threading.Thread(target=self._run, name=name, daemon=True, args=(target, args)).start()
+
+    def _run(self, target, args):
+        try:
+            target(*args)
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+    def wait_until_none_run(self):
+        with self._changed:
+            self._changed.wait_for(lambda: self._running == 0)
+
+
+TASK_THREADS = TaskThreads()
+
+
 def runs_in_a_thread(task):
     """Whether a task that uses the host can run in a thread of this process."""
     return (ansible_mitogen is not None and _RawTaskResult is not None
@@ -868,9 +903,10 @@ class StrategyModule(_BaseStrategy):
         if runs_in_a_thread(task):
             load_plugins_for(task, play_context)
             self._start_here(host, task, task_vars, play_context)
-            threading.Thread(target=self._run_here, name="task %s" % host.name, daemon=True,
-                             args=(host, task.copy(exclude_tasks=True), task_vars, play_context)).start()
+            TASK_THREADS.start(self._run_here, "task %s" % host.name,
+                               (host, task.copy(exclude_tasks=True), task_vars, play_context))
             return None
+        TASK_THREADS.wait_until_none_run()
         gc.freeze()
         return super()._queue_task(host, task, task_vars, play_context)
 

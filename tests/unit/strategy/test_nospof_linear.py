@@ -3,6 +3,7 @@ memo, atomic plugin imports and the choice of where a task runs."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -173,3 +174,23 @@ def test_handlers_and_the_opt_out_fork_a_worker(strategy, monkeypatch):
     task.action = "ansible.builtin.command"
     monkeypatch.setenv("NOSPOF_FORKED_WORKERS", "1")
     assert strategy.runs_in_a_thread(task) is False
+
+
+def test_a_fork_waits_until_no_task_thread_holds_a_lock(strategy):
+    """A worker forked while a task thread holds a lock would inherit it held
+    and hang on it: the fork waits for the task threads to finish."""
+    lock = threading.Lock()
+    threads = strategy.TaskThreads()
+
+    def hold_the_lock():
+        with lock:
+            time.sleep(0.5)
+
+    threads.start(hold_the_lock, "task holding a lock", ())
+    time.sleep(0.1)  # the thread holds it now
+    threads.wait_until_none_run()
+    child = os.fork()
+    if child == 0:
+        os._exit(0 if lock.acquire(timeout=2) else 1)
+    _pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
