@@ -171,15 +171,18 @@ class Lab:
 
     def configure_lab_dpkg(self, host: str) -> None:
         """Lab hosts are throwaway: dpkg skips fsync, documentation, man pages
-        and translations, and man-db's index rebuild; apt skips translations.
-        Real hosts keep Debian's defaults."""
+        and translations, and man-db's index rebuild; apt skips translations
+        and fetches gzip package lists, which unpack in a third less CPU time
+        than xz (eight hosts refresh at once on the lab's cores). Real hosts
+        keep Debian's defaults."""
         dpkg = ("force-unsafe-io", "path-exclude=/usr/share/doc/*", "path-include=/usr/share/doc/*/copyright",
                 "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/info/*",
                 "path-exclude=/usr/share/locale/*")
         self.engine_run("exec", self.container(host), "sh", "-c",
                         "printf '%s\\n' " + " ".join(f"'{line}'" for line in dpkg)
                         + " > /etc/dpkg/dpkg.cfg.d/01nospof-lab"
-                        + " && printf '%s\\n' 'Acquire::Languages \"none\";' > /etc/apt/apt.conf.d/02nospof-lab-languages"
+                        + " && printf '%s\\n' 'Acquire::Languages \"none\";' 'Acquire::CompressionTypes::Order:: \"gz\";'"
+                        + " > /etc/apt/apt.conf.d/02nospof-lab-lists"
                         + " && rm -f /var/lib/man-db/auto-update")
 
     def wait_for_ssh(self, timeout: float = 90) -> None:
