@@ -194,3 +194,24 @@ def test_a_fork_waits_until_no_task_thread_holds_a_lock(strategy):
         os._exit(0 if lock.acquire(timeout=2) else 1)
     _pid, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_result_added_wakes_the_waiting_loop_at_once(strategy):
+    results = strategy.ArrivingResults()
+    results.arrived.clear()
+    adder = threading.Timer(0.02, results.append, args=("result",))
+    started = time.monotonic()
+    adder.start()
+    woken = results.arrived.wait(5)
+    waited = time.monotonic() - started
+    adder.join()
+    # Woken by the result, long before the 5 s timeout, and the result is there to read.
+    assert woken and waited < 1
+    assert results.popleft() == "result" and not results
+
+
+def test_with_no_result_the_loop_sleeps_until_the_backstop(strategy):
+    results = strategy.ArrivingResults()
+    started = time.monotonic()
+    assert not results.arrived.wait(strategy.RESULT_WAIT_BACKSTOP)
+    assert time.monotonic() - started >= strategy.RESULT_WAIT_BACKSTOP * 0.9
