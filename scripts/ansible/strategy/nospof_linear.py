@@ -59,7 +59,12 @@ import collections
 import copy
 import functools
 import gc
+import hashlib
+import importlib.util
+import marshal
 import os
+import stat
+import sys
 import threading
 
 import jinja2.environment
@@ -105,10 +110,14 @@ FORKED_ACTIONS = frozenset(
 try:
     import ansible_mitogen.affinity
     import ansible_mitogen.loaders
+    import ansible_mitogen.module_finder
     import ansible_mitogen.planner
     import ansible_mitogen.process
     import ansible_mitogen.strategy
+    import mitogen.core
     import mitogen.fork
+    import mitogen.master
+    import mitogen.minify
     import mitogen.unix
 except ImportError:
     ansible_mitogen = None
@@ -125,6 +134,98 @@ else:
 
     if callable(getattr(ansible_mitogen.planner, "_load_collections", None)):
         ansible_mitogen.planner._load_collections = add_collection_paths
+
+    class KeptResults:
+        """Results of pure functions of source text, kept in memory and in
+        files named by the hash of the input, so the next run reads them.
+
+        The directory is this user's alone: a minified source runs on every
+        managed host. Without one, results are kept in memory only.
+        """
+
+        def __init__(self, name):
+            self.memory = {}
+            self.directory = None
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+            directory = os.path.join(base, "nospof-webstack", name)
+            try:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                info = os.stat(directory)
+            except OSError:
+                return
+            if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                self.directory = directory
+
+        def get(self, key, make, dump, load):
+            """The result for key (a tuple of str and bytes): from memory, else from
+            its file (load), else made and written there (dump)."""
+            found = self.memory.get(key)
+            if found is not None:
+                return found
+            digest = hashlib.sha256()
+            for part in key:
+                part = part.encode("utf-8") if isinstance(part, str) else part
+                digest.update(b"%d:" % len(part) + part)
+            path = self.directory and os.path.join(self.directory, digest.hexdigest())
+            if path:
+                try:
+                    with open(path, "rb") as kept:
+                        found = load(kept.read())
+                except (OSError, ValueError, EOFError, TypeError):
+                    found = None
+            if found is None:
+                found = make()
+                if path:
+                    partial = "%s.%d.%d" % (path, os.getpid(), threading.get_ident())
+                    try:
+                        with open(partial, "wb") as written:
+                            written.write(dump(found))
+                        os.replace(partial, path)  # a reader sees the whole file or none
+                    except OSError:
+                        pass
+            self.memory[key] = found
+            return found
+
+    def keep_minified_sources():
+        """Mitogen strips the comments and docstrings of its own modules with
+        Python's tokenizer before it sends them to a host: about 1 s of CPU
+        in the multiplexer at the start of every run, while the hosts wait
+        for their first modules. The result depends on the source only."""
+        kept = KeptResults("mitogen-minified")
+        minimize_source = mitogen.minify.minimize_source
+
+        @functools.wraps(minimize_source)
+        def kept_minimize_source(source):
+            text = mitogen.core.to_text(source)
+            return kept.get(("minified", text), lambda: minimize_source(text),
+                            lambda result: result.encode("utf-8"), lambda data: data.decode("utf-8"))
+
+        mitogen.minify.minimize_source = kept_minimize_source
+
+    def keep_compiled_imports():
+        """Mitogen and ansible_mitogen read the imports of each module they
+        send from its code, compiled from source for the purpose: the same
+        module_utils again for each module ansible_mitogen scans, and every
+        module once per run. In the lab's converge that was 5 s and 2 s of
+        the multiplexer's time, one module at a time while the tasks that
+        need them wait. Code objects are kept (marshal, keyed by the Python
+        version); they are only read for their imports, never run."""
+        kept = KeptResults("mitogen-compiled")
+        version = (sys.implementation.cache_tag or "", importlib.util.MAGIC_NUMBER)
+
+        def compile_once(source, filename, mode, *args, **kwargs):
+            if args or kwargs:
+                return compile(source, filename, mode, *args, **kwargs)
+            return kept.get(version + ("code", source, filename, mode),
+                            lambda: compile(source, filename, mode), marshal.dumps, marshal.loads)
+
+        # Each calls compile by its name in its module; the builtin stays as it is.
+        ansible_mitogen.module_finder.compile = compile_once
+        mitogen.master.compile = compile_once
+
+    # Before the multiplexer forks, so it inherits them.
+    keep_minified_sources()
+    keep_compiled_imports()
 
     class SharedBinding(ansible_mitogen.process.Binding):
         """A binding to this process's one connection to a multiplexer."""

@@ -215,3 +215,44 @@ def test_with_no_result_the_loop_sleeps_until_the_backstop(strategy):
     started = time.monotonic()
     assert not results.arrived.wait(strategy.RESULT_WAIT_BACKSTOP)
     assert time.monotonic() - started >= strategy.RESULT_WAIT_BACKSTOP * 0.9
+
+
+def test_kept_results_are_read_back_by_the_next_run(strategy, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    made = []
+
+    def make():
+        made.append(1)
+        return "minified"
+
+    def kept_get(kept):
+        return kept.get(("minified", "source"), make, str.encode, bytes.decode)
+
+    assert kept_get(strategy.KeptResults("test")) == "minified"
+    # A new run (a new KeptResults) reads the file instead of making it again.
+    assert kept_get(strategy.KeptResults("test")) == "minified"
+    assert len(made) == 1
+    files = list((tmp_path / "nospof-webstack" / "test").iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == b"minified"
+    assert oct((tmp_path / "nospof-webstack" / "test").stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_directory_others_may_write_to_is_not_used(strategy, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "nospof-webstack" / "shared").mkdir(parents=True)
+    (tmp_path / "nospof-webstack" / "shared").chmod(0o777)
+    kept = strategy.KeptResults("shared")
+    assert kept.directory is None
+    assert kept.get(("minified", "source"), lambda: "made", str.encode, bytes.decode) == "made"
+    assert not list((tmp_path / "nospof-webstack" / "shared").iterdir())
+
+
+def test_compiled_imports_are_the_same_code_read_back(strategy, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = b"import os\nfrom ansible.module_utils import basic\n"
+    strategy.keep_compiled_imports()
+    first = strategy.ansible_mitogen.module_finder.compile(source, "scanned", "exec")
+    strategy.keep_compiled_imports()  # a new run: read from the file
+    again = strategy.ansible_mitogen.module_finder.compile(source, "scanned", "exec")
+    assert again == compile(source, "scanned", "exec") and first.co_names == again.co_names
+    assert strategy.mitogen.master.compile is strategy.ansible_mitogen.module_finder.compile
