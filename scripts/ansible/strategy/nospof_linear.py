@@ -77,6 +77,7 @@ from ansible.playbook.included_file import IncludedFile
 from ansible.plugins import loader as plugin_loader
 from ansible.plugins.loader import action_loader, filter_loader, test_loader
 from ansible.plugins.strategy import StrategyBase
+from ansible.release import __version__ as ansible_version
 from ansible.utils.display import Display
 
 try:
@@ -94,6 +95,75 @@ except ImportError:
     TaskContext = TemplateEngine = _RawTaskResult = AnsibleEnvironment = PluginInterposer = None
 
 display = Display()
+
+class KeptResults:
+    """Results of pure functions of source text, kept in memory and in files
+    named by the hash of the input, so the next run reads them.
+
+    The directory is this user's alone: what is kept runs here or on every
+    managed host. Without one, results are kept in memory only.
+    """
+
+    def __init__(self, name):
+        self.memory = {}
+        self.directory = None
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        directory = os.path.join(base, "nospof-webstack", name)
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            info = os.stat(directory)
+        except OSError:
+            return
+        if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            self.directory = directory
+
+    def _path(self, key):
+        if self.directory is None:
+            return None
+        digest = hashlib.sha256()
+        for part in key:
+            part = part.encode("utf-8") if isinstance(part, str) else part
+            digest.update(b"%d:" % len(part) + part)
+        return os.path.join(self.directory, digest.hexdigest())
+
+    def read(self, key, load):
+        """The result kept for key (a tuple of str and bytes), or None."""
+        path = self._path(key)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as kept:
+                return load(kept.read())
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+
+    def write(self, key, result, dump):
+        path = self._path(key)
+        if path is None:
+            return
+        partial = "%s.%d.%d" % (path, os.getpid(), threading.get_ident())
+        try:
+            data = dump(result)
+            with open(partial, "wb") as written:
+                written.write(data)
+            os.replace(partial, path)  # a reader sees the whole file or none
+        except (OSError, ValueError):  # ValueError: marshal met an object it cannot write
+            try:
+                os.unlink(partial)
+            except OSError:
+                pass
+
+    def get(self, key, make, dump, load):
+        """The result for key: from memory, else from its file, else made and kept."""
+        found = self.memory.get(key)
+        if found is None:
+            found = self.read(key, load)
+            if found is None:
+                found = make()
+                self.write(key, found, dump)
+            self.memory[key] = found
+        return found
+
 
 # Actions that run entirely in the controller and never use the connection.
 CONTROLLER_ACTIONS = frozenset(
@@ -134,57 +204,6 @@ else:
 
     if callable(getattr(ansible_mitogen.planner, "_load_collections", None)):
         ansible_mitogen.planner._load_collections = add_collection_paths
-
-    class KeptResults:
-        """Results of pure functions of source text, kept in memory and in
-        files named by the hash of the input, so the next run reads them.
-
-        The directory is this user's alone: a minified source runs on every
-        managed host. Without one, results are kept in memory only.
-        """
-
-        def __init__(self, name):
-            self.memory = {}
-            self.directory = None
-            base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-            directory = os.path.join(base, "nospof-webstack", name)
-            try:
-                os.makedirs(directory, mode=0o700, exist_ok=True)
-                info = os.stat(directory)
-            except OSError:
-                return
-            if info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                self.directory = directory
-
-        def get(self, key, make, dump, load):
-            """The result for key (a tuple of str and bytes): from memory, else from
-            its file (load), else made and written there (dump)."""
-            found = self.memory.get(key)
-            if found is not None:
-                return found
-            digest = hashlib.sha256()
-            for part in key:
-                part = part.encode("utf-8") if isinstance(part, str) else part
-                digest.update(b"%d:" % len(part) + part)
-            path = self.directory and os.path.join(self.directory, digest.hexdigest())
-            if path:
-                try:
-                    with open(path, "rb") as kept:
-                        found = load(kept.read())
-                except (OSError, ValueError, EOFError, TypeError):
-                    found = None
-            if found is None:
-                found = make()
-                if path:
-                    partial = "%s.%d.%d" % (path, os.getpid(), threading.get_ident())
-                    try:
-                        with open(partial, "wb") as written:
-                            written.write(dump(found))
-                        os.replace(partial, path)  # a reader sees the whole file or none
-                    except OSError:
-                        pass
-            self.memory[key] = found
-            return found
 
     def keep_minified_sources():
         """Mitogen strips the comments and docstrings of its own modules with
@@ -375,7 +394,10 @@ def compile_each_template_once():
     settings, which form the key; it is bound to each caller's environment
     afresh, so the cache is invisible to the templates. A miss compiles under
     a lock: the task threads render the same template file for every host at
-    once, and would otherwise each compile it.
+    once, and would otherwise each compile it. The code is kept on disk too
+    (KeptResults, keyed by the Python, Jinja and ansible-core versions as well),
+    so a run compiles only what no run before it did: about 0.7 s of CPU in
+    an idempotent converge of the lab.
     """
     if AnsibleEnvironment is None or getattr(AnsibleEnvironment.compile, "compiles_once", False):
         return
@@ -384,11 +406,17 @@ def compile_each_template_once():
     codes = {}
     capture = threading.local()
     compiling = threading.RLock()
+    kept = KeptResults("template-code")
+    versions = (sys.implementation.cache_tag or "", importlib.util.MAGIC_NUMBER, jinja2.__version__, ansible_version)
 
     def settings(env, *extra):
         context = TemplateCompileContext.current(optional=True)
         return (type(env), tuple(getattr(env, name) for name in TEMPLATE_OVERRIDE_FIELD_NAMES),
                 bool(context and context.escape_backslashes)) + extra
+
+    def file_key(key):
+        """The key of a code's file: the settings as text, and the versions that shape the code."""
+        return versions + ("%s.%s" % (key[0].__module__, key[0].__qualname__),) + tuple(repr(part) for part in key[1:])
 
     @functools.wraps(compile_source)
     def compile_once(self, source, name=None, filename=None, raw=False, defer_init=False):
@@ -403,7 +431,9 @@ def compile_each_template_once():
             with compiling:
                 code = codes.get(key)
                 if code is None:
-                    code = codes[key] = compile_source(self, source, name, filename, raw, defer_init)
+                    code = codes[key] = kept.get(
+                        file_key(key), lambda: compile_source(self, source, name, filename, raw, defer_init),
+                        marshal.dumps, marshal.loads)
         return code
 
     @functools.wraps(compile_expression)
@@ -416,6 +446,8 @@ def compile_each_template_once():
             with compiling:
                 code = codes.get(key)
                 if code is None:
+                    code = kept.read(file_key(key), marshal.loads)
+                if code is None:
                     capture.active, capture.code = True, None
                     try:
                         expression = compile_expression(self, source, undefined_to_none)
@@ -423,7 +455,9 @@ def compile_each_template_once():
                         capture.active = False
                     if capture.code is not None:
                         codes[key] = capture.code
+                        kept.write(file_key(key), capture.code, marshal.dumps)
                     return expression
+                codes[key] = code
         template = self.template_class.from_code(self, code, self.make_globals(None), None)
         return jinja2.environment.TemplateExpression(template, undefined_to_none)
 
