@@ -101,7 +101,9 @@ def adhoc(lab: Lab, module: str, arguments: str) -> dict:
     """Run one ad-hoc module on every host; its result per host that succeeded."""
     result = subprocess.run([str(VENV_BIN / "ansible"), "all", "-i", lab.inventory, "-o", "-m", module,
                              "-a", arguments], capture_output=True, text=True, cwd=REPO_ROOT, check=False,
-                            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+                            # No colour even under make, which forces it: the parse below reads plain text.
+                            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+                                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
     # Hosts answer concurrently, so two answers can share a line: read each JSON
     # object from where its "host | SUCCESS =>" ends.
     decoder, found = json.JSONDecoder(), {}

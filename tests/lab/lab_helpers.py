@@ -88,7 +88,8 @@ class Lab:
             [str(VENV_BIN / "ansible"), host, "-i", self.inventory, "-o", "-m", "ansible.builtin.debug",
              "-a", f"msg={{{{ {expression} }}}}"],
             check=True, capture_output=True, text=True, cwd=REPO_ROOT,
-            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                 "ANSIBLE_FORCE_COLOR": "0"})
         # The one-line result; other callbacks (profile_tasks under Molecule) may print more lines.
         # Read the first JSON object only: a warning can end up on the same line after it.
         line = next(line for line in result.stdout.splitlines() if " | SUCCESS => " in line)
@@ -220,7 +221,7 @@ class Lab:
             [str(VENV_BIN / "ansible-playbook"), "-i", self.inventory, playbook, *args],
             capture_output=True, text=True, cwd=REPO_ROOT, check=False,
             env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                 **(env or {})})
+                 "ANSIBLE_FORCE_COLOR": "0", **(env or {})})
 
     def tls_context(self) -> ssl.SSLContext:
         """Trust the lab CA the haproxy role generated for this VIP."""
