@@ -111,6 +111,21 @@ def timed(command: list, log_file: Optional[Path] = None, env: Optional[dict] = 
     return seconds, result.returncode, result.stdout
 
 
+def cpu_probe_seconds(repeats: int = 3) -> float:
+    """Seconds a fixed pure-Python loop takes here, the fastest of a few tries.
+    This machine's speed varies over a day (up to 1.8 times between runs), so
+    each converge records it beside its wall time: compare runs whose probes agree."""
+    best = None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for step in range(5_000_000):
+            total += step * step
+        took = time.perf_counter() - started
+        best = took if best is None else min(best, took)
+    return round(best, 3)
+
+
 def recreate_lab(inventory: str) -> dict:
     """lab.py down, forget the cached facts, lab.py up; each step timed."""
     lab_script = [sys.executable, "scripts/lab/lab.py"]
@@ -137,6 +152,7 @@ def main() -> int:
                     "playbook": options.playbook, "log": str(log_file)}
     if options.cold:
         report["lab"] = recreate_lab(options.inventory)
+    report["cpu_probe_s"] = cpu_probe_seconds()
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_CALLBACKS_ENABLED": CALLBACKS,
            "PROFILE_TASKS_TASK_OUTPUT_LIMIT": str(TOP_TASKS), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     seconds, returncode, log = timed([str(VENV_BIN / "ansible-playbook"), options.playbook, "-i", options.inventory],

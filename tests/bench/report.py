@@ -116,17 +116,20 @@ def section_converge(cold: Optional[dict], warm: Optional[dict]) -> str:
     rows = []
     for mode, data in runs.items():
         if data is None:
-            rows.append([mode, NOT_RUN, "", "", "", "", ""])
+            rows.append([mode, NOT_RUN, "", "", "", "", "", ""])
             continue
         lab = data.get("lab", {})
         failed = sum(c.get("failed", 0) + c.get("unreachable", 0) for c in data["recap"].values())
         rows.append([mode, data["wall_s"], data["hosts"], data["changed_total"], failed,
                      f"{fmt(lab.get('lab_down_s'))} / {fmt(lab.get('lab_up_s'))}" if lab else "-",
+                     fmt(data.get("cpu_probe_s")),
                      "yes" if data["correct"] else "NO: " + "; ".join(data["problems"])])
     text = ("## Converge\n\n`ansible-playbook site.yml` on the lab. Cold: new containers from the bare image "
             "(`lab.py down`, `up`, fact cache cleared; the container steps are timed apart). Warm: the deployed lab "
-            "again; it must change nothing.\n\n"
-            + table(["run", "wall s", "hosts", "changed", "failed", "lab down / up s", "correct"], rows))
+            "again; it must change nothing. CPU probe: seconds a fixed Python loop took just before the run; "
+            "this machine's speed varies over a day, so only runs with similar probes compare.\n\n"
+            + table(["run", "wall s", "hosts", "changed", "failed", "lab down / up s", "CPU probe s", "correct"],
+                    rows))
     roles = sorted({role for data in runs.values() if data for role in data["roles_s"]},
                    key=lambda role: -max((data or {}).get("roles_s", {}).get(role, 0) for data in runs.values()))
     if roles:

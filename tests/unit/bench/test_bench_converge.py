@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from converge import converge_problems, parse_converge
+from converge import converge_problems, cpu_probe_seconds, parse_converge
 
 
 def test_the_play_recap_gives_every_hosts_counts(recorded):
@@ -52,3 +52,8 @@ def test_failed_or_unreachable_hosts_and_a_missing_recap_fail_any_converge(recor
         "ansible-playbook exited with 2", "lb1: failed=1 unreachable=0"]
     assert converge_problems(parse_converge("ERROR! the playbook could not be parsed\n"), 4, warm=False) == [
         "ansible-playbook exited with 4", "no PLAY RECAP in the output"]
+
+
+def test_the_cpu_probe_times_a_loop():
+    probe = cpu_probe_seconds(repeats=1)
+    assert isinstance(probe, float) and 0 < probe < 60

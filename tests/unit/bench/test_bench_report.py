@@ -29,7 +29,7 @@ def test_converge_and_datapath_figures_reach_the_page(tmp_path, recorded):
     bench = tmp_path / "bench"
     bench.mkdir()
     warm = {"benchmark": "converge", "mode": "warm", "wall_s": 68.1, "hosts": 8, "changed_total": 0,
-            "correct": True, "problems": [], **parse_converge(recorded("converge_warm_tail.log"))}
+            "cpu_probe_s": 0.561, "correct": True, "problems": [], **parse_converge(recorded("converge_warm_tail.log"))}
     (bench / "converge_warm.json").write_text(json.dumps(warm))
     direct = {"from": "lb2", **parse_wrk(recorded("wrk_direct_lua_split.txt")), "problems": []}
     via_vip = {"from": "lb2", **parse_wrk(recorded("wrk_vip_https.txt")), "problems": []}
@@ -44,7 +44,7 @@ def test_converge_and_datapath_figures_reach_the_page(tmp_path, recorded):
     results = load_inputs(tmp_path)
     assert results["custom"]["data"] == {}
     page = markdown({"machine": MACHINE, "results": results})
-    assert "| warm | 68.10 | 8 | 0 | 0 | - | yes |" in page
+    assert "| warm | 68.10 | 8 | 0 | 0 | - | 0.56 | yes |" in page
     assert "| firewall | - | 13.57 |" in page
     assert "| static_direct | lb2 | 0.93 | 1.54 | 2.54 | 19.73 | 13764.00 | 28.2 | 0 / 0 |" in page
     assert "| static | 4.94 | 3.68 | 0.10 |" in page
