@@ -115,15 +115,14 @@ def cpu_probe_seconds(repeats: int = 3) -> float:
     """Seconds a fixed pure-Python loop takes here, the fastest of a few tries.
     This machine's speed varies over a day (up to 1.8 times between runs), so
     each converge records it beside its wall time: compare runs whose probes agree."""
-    best = None
-    for _ in range(repeats):
+    def loop_seconds() -> float:
         started = time.perf_counter()
         total = 0
         for step in range(5_000_000):
             total += step * step
-        took = time.perf_counter() - started
-        best = took if best is None else min(best, took)
-    return round(best, 3)
+        return time.perf_counter() - started
+
+    return round(min(loop_seconds() for attempt in range(repeats)), 3)
 
 
 def recreate_lab(inventory: str) -> dict:
