@@ -246,3 +246,26 @@ def test_a_tier_whose_awaited_tier_failed_on_every_host_does_not_run(tmp_path):
     assert sorted(event for _seconds, host, event in events if host.startswith("w")) == ["common", "common"]
     # The load balancer tier waits for nothing, so it still runs.
     assert when(events, "l1", "lb-handler")
+
+
+def block_and_task_names(entries):
+    """Every task and block name in a task list, blocks' children included."""
+    for entry in entries or []:
+        if entry.get("name"):
+            yield entry["name"]
+        for key in ("block", "rescue", "always"):
+            yield from block_and_task_names(entry.get(key))
+
+
+def test_every_wait_in_site_yml_names_a_block_of_the_play_or_its_roles():
+    """A waits_at or ready_after that names no block never closes its gate: the
+    tier would run on without waiting. The web tier's names a block of the app
+    role, so a rename there must fail here."""
+    play = yaml.safe_load((REPO_ROOT / "playbooks/site.yml").read_text())[-1]
+    names = set(block_and_task_names(play["tasks"]))
+    for tasks_file in (REPO_ROOT / "roles").glob("*/tasks/*.yml"):
+        names.update(block_and_task_names(yaml.safe_load(tasks_file.read_text())))
+    waits = [entry[key] for entry in play["vars"]["nospof_concurrent_tiers"]
+             for key in ("waits_at", "ready_after") if key in entry]
+    assert "Configure the app and switch to the release" in waits
+    assert [name for name in waits if name not in names] == []
