@@ -256,3 +256,92 @@ def test_compiled_imports_are_the_same_code_read_back(strategy, tmp_path, monkey
     again = strategy.ansible_mitogen.module_finder.compile(source, "scanned", "exec")
     assert again == compile(source, "scanned", "exec") and first.co_names == again.co_names
     assert strategy.mitogen.master.compile is strategy.ansible_mitogen.module_finder.compile
+
+
+def counting(function, calls):
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+    return counted
+
+
+def test_code_kept_on_a_host_is_read_back_by_the_next_run(strategy, tmp_path):
+    calls = []
+    source = "def greet(name):\n    return 'hello ' + name\n"
+    kept_compile = strategy.keep_code_on_the_host(counting(compile, calls), str(tmp_path / "code"))
+    first = kept_compile(source, "master:/greet.py", "exec", flags=0, dont_inherit=True)
+    # The next run on this host: a new compile() over the same directory.
+    again = strategy.keep_code_on_the_host(counting(compile, calls), str(tmp_path / "code"))(
+        source, "master:/greet.py", "exec", 0, 1)
+    assert len(calls) == 1 and again == first
+    namespace = {}
+    exec(again, namespace)  # pylint: disable=exec-used
+    assert namespace["greet"]("web1") == "hello web1"
+    assert oct((tmp_path / "code").stat().st_mode & 0o777) == "0o700"
+    # Another file name or source is another code object.
+    kept_compile(source, "master:/other.py", "exec", 0, True)
+    kept_compile(source + "\n", "master:/greet.py", "exec", 0, True)
+    assert len(calls) == 3 and len(list((tmp_path / "code").iterdir())) == 3
+
+
+def test_a_host_directory_others_may_write_to_leaves_the_builtin(strategy, tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code").chmod(0o777)
+    assert strategy.keep_code_on_the_host(compile, str(tmp_path / "code")) is compile
+
+
+def test_code_that_inherits_future_flags_is_not_kept(strategy, tmp_path):
+    kept_compile = strategy.keep_code_on_the_host(compile, str(tmp_path / "code"))
+    kept_compile("x = 1\n", "inherits.py", "exec")
+    kept_compile("x = 1\n", "flagged.py", "exec", 0x1000000, True)
+    assert not list((tmp_path / "code").iterdir())
+
+
+def test_the_core_source_sent_to_hosts_ends_binding_compile_to_the_kept_one(strategy, tmp_path, monkeypatch):
+    import pwd
+    strategy.keep_compiled_code_on_hosts()
+    core_source = strategy.mitogen.parent._get_core_source()
+    assert core_source.startswith(strategy.mitogen.minify.minimize_source(
+        strategy.inspect.getsource(strategy.mitogen.core))[:200])
+    appended = core_source[core_source.rindex("\ndef keep_code_on_the_host("):]
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: type("Entry", (), {"pw_dir": str(tmp_path)}))
+    namespace = {"compile": compile}
+    exec(appended, namespace)  # pylint: disable=exec-used
+    assert namespace["compile"] is not compile
+    namespace["compile"]("y = 2\n", "master:/y.py", "exec", flags=0, dont_inherit=True)
+    assert len(list((tmp_path / ".cache" / "nospof-webstack" / "mitogen-code").iterdir())) == 1
+
+
+def test_a_template_plugin_is_found_once_per_name(strategy, monkeypatch):
+    from ansible.plugins.loader import filter_loader
+    calls = []
+    loader_get = filter_loader.get
+
+    def builtin_or_none(name):
+        return loader_get(name) if name == "to_json" else None  # as with the collection loader on
+
+    monkeypatch.setattr(filter_loader, "get", counting(builtin_or_none, calls))
+    strategy.find_each_template_plugin_once()
+    first = filter_loader.get("to_json")
+    assert filter_loader.get("to_json") is first and first is not None
+    # A name no plugin has is kept as such.
+    assert filter_loader.get("no_such_filter") is None and filter_loader.get("no_such_filter") is None
+    assert [call[0] for call in calls] == ["to_json", "no_such_filter"]
+    strategy.find_each_template_plugin_once()  # the next play keeps the same memo
+    assert filter_loader.get("to_json") is first and len(calls) == 2
+
+
+def test_an_error_finding_a_template_plugin_is_not_kept(strategy, monkeypatch):
+    from ansible.plugins.loader import test_loader
+    calls = []
+
+    def not_found_yet(name):
+        calls.append(name)
+        raise KeyError("unable to locate collection for %s" % name)
+
+    monkeypatch.setattr(test_loader, "get", not_found_yet)
+    strategy.find_each_template_plugin_once()
+    for attempt in range(2):
+        with pytest.raises(KeyError, match="unable to locate collection"):
+            test_loader.get("example.collection.test")
+    assert calls == ["example.collection.test"] * 2
