@@ -34,6 +34,18 @@ deb $mirror $release main
 deb $mirror $release-updates main
 deb $security $release-security main
 SOURCES
+# A fresh install of Debian takes the release's updates and security fixes, so
+# the image does too; otherwise the first converge upgrades them on every host.
+proxy=()
+[[ $fetch_mirror == "$mirror" ]] || proxy=(-o "Acquire::http::Proxy=$acng")
+mount -t proc proc "$root/proc"
+trap 'umount "$root/proc" 2>/dev/null || true; rm -rf "$root"' EXIT
+echo "[build-image] applying $release's updates"
+chroot "$root" apt-get "${proxy[@]}" -o APT::Sandbox::User=root -qq update
+DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get "${proxy[@]}" -o APT::Sandbox::User=root -qq -y \
+  -o Dpkg::Options::=--force-confold upgrade >/dev/null
+chroot "$root" apt-get clean
+umount "$root/proc"
 rm -f "$root"/etc/ssh/ssh_host_*
 cat > "$root/etc/systemd/system/ssh-host-keys.service" <<'UNIT'
 [Unit]
