@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-from lab_helpers import REPO_ROOT, VENV_BIN, publish_report  # noqa: E402  pylint: disable=wrong-import-position
+from lab_helpers import REPO_ROOT, VENV_BIN, plain_ansible_env, publish_report  # noqa: E402  pylint: disable=wrong-import-position
 
 TOP_TASKS = 15
 CALLBACKS = "ansible.posix.profile_tasks,ansible.posix.profile_roles,ansible.posix.timer"
@@ -152,8 +152,7 @@ def main() -> int:
     if options.cold:
         report["lab"] = recreate_lab(options.inventory)
     report["cpu_probe_s"] = cpu_probe_seconds()
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_CALLBACKS_ENABLED": CALLBACKS,
-           "PROFILE_TASKS_TASK_OUTPUT_LIMIT": str(TOP_TASKS), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    env = plain_ansible_env(ANSIBLE_CALLBACKS_ENABLED=CALLBACKS, PROFILE_TASKS_TASK_OUTPUT_LIMIT=str(TOP_TASKS))
     seconds, returncode, log = timed([str(VENV_BIN / "ansible-playbook"), options.playbook, "-i", options.inventory],
                                      log_file, env)
     report["wall_s"] = seconds

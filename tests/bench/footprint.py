@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-from lab_helpers import REPO_ROOT, VENV_BIN, Lab, publish_report  # noqa: E402  pylint: disable=wrong-import-position
+from lab_helpers import REPO_ROOT, VENV_BIN, Lab, plain_ansible_env, publish_report  # noqa: E402  pylint: disable=wrong-import-position
 
 LB_BUDGET_KIB = 64 * 1024
 
@@ -101,9 +101,7 @@ def adhoc(lab: Lab, module: str, arguments: str) -> dict:
     """Run one ad-hoc module on every host; its result per host that succeeded."""
     result = subprocess.run([str(VENV_BIN / "ansible"), "all", "-i", lab.inventory, "-o", "-m", module,
                              "-a", arguments], capture_output=True, text=True, cwd=REPO_ROOT, check=False,
-                            # No colour even under make, which forces it: the parse below reads plain text.
-                            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-                                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+                            env=plain_ansible_env())
     # Hosts answer concurrently, so two answers can share a line: read each JSON
     # object from where its "host | SUCCESS =>" ends.
     decoder, found = json.JSONDecoder(), {}

@@ -55,6 +55,13 @@ class Response:
         return json.loads(self.body)
 
 
+def plain_ansible_env(**extra: str) -> dict:
+    """The environment for an ansible command whose output is parsed: the
+    checkout's ansible.cfg and no colour, even under make, which forces it."""
+    return {**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0", **extra}
+
+
 class Lab:
     """The lab an inventory describes (the same one scripts/lab/lab.py builds)."""
 
@@ -87,9 +94,7 @@ class Lab:
         result = subprocess.run(
             [str(VENV_BIN / "ansible"), host, "-i", self.inventory, "-o", "-m", "ansible.builtin.debug",
              "-a", f"msg={{{{ {expression} }}}}"],
-            check=True, capture_output=True, text=True, cwd=REPO_ROOT,
-            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                 "ANSIBLE_FORCE_COLOR": "0"})
+            check=True, capture_output=True, text=True, cwd=REPO_ROOT, env=plain_ansible_env())
         # The one-line result; other callbacks (profile_tasks under Molecule) may print more lines.
         # Read the first JSON object only: a warning can end up on the same line after it.
         line = next(line for line in result.stdout.splitlines() if " | SUCCESS => " in line)
@@ -219,9 +224,7 @@ class Lab:
     def ansible_playbook(self, playbook: str, *args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(VENV_BIN / "ansible-playbook"), "-i", self.inventory, playbook, *args],
-            capture_output=True, text=True, cwd=REPO_ROOT, check=False,
-            env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                 "ANSIBLE_FORCE_COLOR": "0", **(env or {})})
+            capture_output=True, text=True, cwd=REPO_ROOT, check=False, env=plain_ansible_env(**(env or {})))
 
     def tls_context(self) -> ssl.SSLContext:
         """Trust the lab CA the haproxy role generated for this VIP."""

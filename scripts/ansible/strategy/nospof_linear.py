@@ -553,9 +553,11 @@ def compile_each_template_once():
             with compiling:
                 code = codes.get(key)
                 if code is None:
-                    code = codes[key] = kept.get(
-                        file_key(key), lambda: compile_source(self, source, name, filename, raw, defer_init),
-                        marshal.dumps, marshal.loads)
+                    code = kept.read(file_key(key), marshal.loads)
+                    if code is None:
+                        code = compile_source(self, source, name, filename, raw, defer_init)
+                        kept.write(file_key(key), code, marshal.dumps)
+                    codes[key] = code  # here only, not in kept's memory as well
         return code
 
     @functools.wraps(compile_expression)
