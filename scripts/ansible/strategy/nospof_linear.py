@@ -79,6 +79,7 @@ from ansible import constants as C
 from ansible.collections.list import list_collection_dirs
 from ansible.errors import AnsibleError, AnsibleParserError, AnsibleValueOmittedError
 from ansible.executor.task_executor import TaskExecutor
+from ansible.playbook.block import Block
 from ansible.playbook.handler import Handler
 from ansible.playbook.included_file import IncludedFile
 from ansible.plugins import loader as plugin_loader
@@ -498,6 +499,23 @@ def controller_skip_result(task, task_vars, play_context):
     except Exception:  # pylint: disable=broad-except
         # The worker evaluates it again and reports the error where it belongs.
         return None
+
+
+def task_as_a_worker_gets_it(task):
+    """A copy of the task for one host, with its parents but not their tasks.
+
+    A forked worker gets the task serialized, and a block serializes without
+    its task lists. A copy that kept them would be copied whole, every
+    sibling task, each time an action copies its task: the template action
+    does, for every host of every template task.
+    """
+    copied = task.copy(exclude_tasks=True)
+    parent = copied._parent
+    while parent is not None:
+        if isinstance(parent, Block):
+            parent.block, parent.rescue, parent.always = [], [], []
+        parent = parent._parent
+    return copied
 
 
 def runs_in_the_controller(task):
@@ -1185,13 +1203,13 @@ class StrategyModule(_BaseStrategy):
             return None
         if runs_in_the_controller(task):
             self._start_here(host, task, task_vars, play_context)
-            self._run_here(host, task.copy(exclude_tasks=True), task_vars, play_context)
+            self._run_here(host, task_as_a_worker_gets_it(task), task_vars, play_context)
             return None
         if runs_in_a_thread(task):
             load_plugins_for(task, play_context)
             self._start_here(host, task, task_vars, play_context)
             TASK_THREADS.start(self._run_here, "task %s" % host.name,
-                               (host, task.copy(exclude_tasks=True), task_vars, play_context))
+                               (host, task_as_a_worker_gets_it(task), task_vars, play_context))
             return None
         TASK_THREADS.wait_until_none_run()
         gc.freeze()

@@ -345,3 +345,20 @@ def test_an_error_finding_a_template_plugin_is_not_kept(strategy, monkeypatch):
         with pytest.raises(KeyError, match="unable to locate collection"):
             test_loader.get("example.collection.test")
     assert calls == ["example.collection.test"] * 2
+
+
+def test_a_task_copied_for_a_host_keeps_its_parents_but_not_their_tasks(strategy):
+    from ansible.playbook.block import Block
+    block = Block.load({"block": [{"name": "Task %d" % number, "debug": {"msg": "x"}}
+                                  for number in range(5)],
+                        "become": True, "become_user": "app"}, loader=DataLoader())
+    task = block.block[2]
+    copied = strategy.task_as_a_worker_gets_it(task)
+    assert copied._uuid == task._uuid and copied.name == "Task 2"
+    assert copied._parent is not block and copied._parent.block == []
+    assert len(block.block) == 5  # the play's own block keeps them
+    # What the task inherits from its block is still there, as in a worker.
+    assert copied.become is True and copied.become_user == "app"
+    # An action's own copy of it (the template action makes one) copies no siblings.
+    again = copied.copy()
+    assert again._parent.block == [] and again.become_user == "app"
