@@ -112,9 +112,10 @@ def timed(command: list, log_file: Optional[Path] = None, env: Optional[dict] = 
 
 
 def cpu_probe_seconds(repeats: int = 3) -> float:
-    """Seconds a fixed pure-Python loop takes here, the fastest of a few tries.
-    This machine's speed varies over a day (up to 1.8 times between runs), so
-    each converge records it beside its wall time: compare runs whose probes agree."""
+    """Seconds a fixed pure-Python loop takes here, the fastest of a few tries,
+    recorded beside each converge's wall time. This machine's speed varies over
+    a day, and the probe does not follow it well (the slowest cold converge of
+    one session had the fastest probe): compare interleaved runs."""
     def loop_seconds() -> float:
         started = time.perf_counter()
         total = 0

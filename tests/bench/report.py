@@ -126,8 +126,9 @@ def section_converge(cold: Optional[dict], warm: Optional[dict]) -> str:
                      "yes" if data["correct"] else "NO: " + "; ".join(data["problems"])])
     text = ("## Converge\n\n`ansible-playbook site.yml` on the lab. Cold: new containers from the bare image "
             "(`lab.py down`, `up`, fact cache cleared; the container steps are timed apart). Warm: the deployed lab "
-            "again; it must change nothing. CPU probe: seconds a fixed Python loop took just before the run; "
-            "this machine's speed varies over a day, so only runs with similar probes compare.\n\n"
+            "again; it must change nothing. CPU probe: seconds a fixed Python loop took just before the run. "
+            "This machine's speed varies over a day and the probe does not follow it well, so compare "
+            "interleaved runs, not figures from different times.\n\n"
             + table(["run", "wall s", "hosts", "changed", "failed", "lab down / up s", "CPU probe s", "correct"],
                     rows))
     roles = sorted({role for data in runs.values() if data for role in data["roles_s"]},

@@ -57,3 +57,11 @@ def test_failed_or_unreachable_hosts_and_a_missing_recap_fail_any_converge(recor
 def test_the_cpu_probe_times_a_loop():
     probe = cpu_probe_seconds(repeats=1)
     assert isinstance(probe, float) and 0 < probe < 60
+
+
+def test_the_cpu_probe_keeps_the_fastest_try(monkeypatch):
+    import converge
+    # Start and end readings of three tries that take 3, 1.25 and 2 s.
+    readings = iter([10.0, 13.0, 20.0, 21.25, 30.0, 32.0])
+    monkeypatch.setattr(converge.time, "perf_counter", lambda: next(readings))
+    assert cpu_probe_seconds(repeats=3) == 1.25
