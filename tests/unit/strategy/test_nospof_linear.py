@@ -362,3 +362,50 @@ def test_a_task_copied_for_a_host_keeps_its_parents_but_not_their_tasks(strategy
     # An action's own copy of it (the template action makes one) copies no siblings.
     again = copied.copy()
     assert again._parent.block == [] and again.become_user == "app"
+
+
+def task_with_when(*conditions):
+    return Task.load({"name": "Skipped or not", "debug": {"msg": "x"},
+                      "when": [trusted(condition) for condition in conditions]}, loader=DataLoader())
+
+
+@pytest.fixture(name="play_context")
+def counting_play_context(monkeypatch):
+    """A play context that connects on port 2222 and counts its applications to a task."""
+    from ansible.playbook.play_context import PlayContext
+    context = PlayContext()
+    context.port = 2222
+    applied = []
+    apply = context.set_task_and_variable_override
+
+    def counted(**kwargs):
+        applied.append(kwargs["task"])
+        return apply(**kwargs)
+
+    monkeypatch.setattr(context, "set_task_and_variable_override", counted)
+    context.applied = applied
+    return context
+
+
+def test_a_false_when_is_skipped_here_as_the_worker_would(strategy, play_context):
+    result = strategy.controller_skip_result(task_with_when("flag | bool"), {"flag": False}, play_context)
+    assert result["skipped"] is True and result["changed"] is False
+    assert result["skip_reason"] == "Conditional result was False"
+    assert result["false_condition"] == "flag | bool"
+    # It names no connection variable, so the play context was not applied.
+    assert play_context.applied == []
+
+
+def test_a_true_undefined_or_broken_when_is_left_to_the_worker(strategy, play_context):
+    for condition in ("flag | bool", "missing_variable", "flag |"):
+        assert strategy.controller_skip_result(task_with_when(condition), {"flag": True}, play_context) is None
+
+
+def test_a_when_that_names_a_connection_variable_sees_the_play_contexts(strategy, play_context):
+    # ansible_port is not among the task's variables; the worker adds the play
+    # context's (2222) before it evaluates the condition, so the task runs.
+    task = task_with_when("ansible_port is defined")
+    assert strategy.controller_skip_result(task, {}, play_context) is None
+    assert play_context.applied == [task]
+    assert strategy.controller_skip_result(task_with_when("ansible_port | default(22) == 22"), {},
+                                           play_context)["skipped"] is True
