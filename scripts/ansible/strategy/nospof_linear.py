@@ -505,14 +505,17 @@ def controller_skip_result(task, task_vars, play_context):
         return None
     try:
         templar = TemplateEngine(loader=task._loader, variables=task_vars)
-        variables = task_vars.copy()
-        if mentions_play_context_variables(task.when):
+        # The task's own `when` and its parents' (each read walks the parents).
+        conditions = task.when
+        variables = task_vars
+        if mentions_play_context_variables(conditions):
+            variables = task_vars.copy()
             context = play_context.set_task_and_variable_override(
                 task=task, variables=task_vars, templar=templar)
             context.post_validate(templar=templar)
             context.update_vars(variables)
         condition = {}
-        if task._resolve_conditional(task.when, variables, result_context=condition):
+        if task._resolve_conditional(conditions, variables, result_context=condition):
             return None
         result = dict(changed=False, skipped=True,
                       skip_reason="Conditional result was False") | condition
