@@ -15,6 +15,7 @@ import argparse
 import ipaddress
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -202,9 +203,15 @@ class Lab:
                 time.sleep(0.5)
 
     def forget_facts(self, host: str) -> None:
-        """Drop cached facts of a host whose container is new."""
+        """Drop cached facts of a host whose container is new. ansible-core 2.19
+        names a host's file with a schema id before the host (s1_web1), after
+        any fact_caching_prefix; older versions use the bare name."""
         cache = Path(os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION", REPO / ".cache/facts"))
-        (cache / host).unlink(missing_ok=True)
+        prefix = os.environ.get("ANSIBLE_CACHE_PLUGIN_PREFIX", "")
+        cached_name = re.compile(rf"{re.escape(prefix)}(s\d+_)?{re.escape(host)}")
+        for path in cache.glob(f"*{host}"):
+            if cached_name.fullmatch(path.name):
+                path.unlink(missing_ok=True)
 
     # States `start` accepts; any other but running and absent means the container is stuck.
     STARTABLE_STATES = ("created", "configured", "stopped", "exited")
